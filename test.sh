@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The project's test command (README quick start): vet, then every test under the race detector.
+set -euo pipefail
+cd "$(dirname "$0")"
+go vet ./...
+go test -race -count=1 ./...
