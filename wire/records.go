@@ -1,0 +1,569 @@
+package wire
+
+import "math"
+
+// shape is what a record's header must look like.
+type shape uint8
+
+const (
+	shapeRequest  shape = iota // tag != 0, FlagResponse clear
+	shapeResponse              // tag != 0, FlagResponse set
+	shapeNotice                // FlagResponse clear, any tag
+	shapeEither                // tag != 0, FlagResponse either (HELLO)
+)
+
+type recordSpec struct {
+	typ      Type
+	name     string
+	shape    shape
+	fields   []fieldSpec
+	required uint32    // bit i set: fields[i] is required
+	hasBytes bool      // some field is of KindBytes
+	keyIdx   [256]int8 // field key -> index in fields, -1 if unknown
+}
+
+func newSpec(t Type, name string, sh shape, fields ...fieldSpec) *recordSpec {
+	rs := &recordSpec{typ: t, name: name, shape: sh, fields: append(fields, nodeSpec)}
+	for i := range rs.keyIdx {
+		rs.keyIdx[i] = -1
+	}
+	for i, f := range rs.fields {
+		if f.req {
+			rs.required |= 1 << i
+		}
+		rs.hasBytes = rs.hasBytes || f.kind == KindBytes
+		rs.keyIdx[f.key] = int8(i)
+	}
+	return rs
+}
+
+func text(key uint8, name string, req bool, min, max uint64) fieldSpec {
+	return fieldSpec{key: key, name: name, kind: KindText, req: req, min: min, max: max}
+}
+
+func bytesF(key uint8, name string, req bool, min, max uint64) fieldSpec {
+	return fieldSpec{key: key, name: name, kind: KindBytes, req: req, min: min, max: max}
+}
+
+func uintF(key uint8, name string, req bool, min, max uint64) fieldSpec {
+	return fieldSpec{key: key, name: name, kind: KindUint, req: req, min: min, max: max}
+}
+
+func attrs(key uint8) fieldSpec {
+	return fieldSpec{key: key, name: "attr", kind: KindAttr, rep: true}
+}
+
+func address(key uint8, name string) fieldSpec { return text(key, name, true, 1, MaxAddressLen) }
+func domain(key uint8, name string) fieldSpec  { return text(key, name, true, 1, MaxDomainLen) }
+
+var (
+	specHello = newSpec(TypeHello, "HELLO", shapeEither,
+		uintF(1, "version-min", true, 1, math.MaxUint16),
+		uintF(2, "version-max", true, 1, math.MaxUint16),
+		fieldSpec{key: 3, name: "capability", kind: KindText, rep: true, token: true, min: 1, max: MaxTokenLen},
+		text(4, "software", false, 0, MaxSoftwareLen),
+		uintF(5, "max-frame", false, MinFrameBody, MaxFrameBody),
+	)
+	specClose = newSpec(TypeClose, "CLOSE", shapeNotice,
+		uintF(1, "code", true, 0, math.MaxUint16),
+		text(2, "text", false, 0, MaxTextLen),
+	)
+	specRedirect = newSpec(TypeRedirect, "REDIRECT", shapeNotice,
+		text(1, "host", true, 1, MaxDomainLen),
+		uintF(2, "port", true, 1, math.MaxUint16),
+		text(3, "text", false, 0, MaxTextLen),
+	)
+	specPing = newSpec(TypePing, "PING", shapeRequest,
+		bytesF(1, "data", false, 0, MaxPingDataLen),
+	)
+	specPong = newSpec(TypePong, "PONG", shapeResponse,
+		bytesF(1, "data", false, 0, MaxPingDataLen),
+	)
+	specResult = newSpec(TypeResult, "RESULT", shapeResponse,
+		uintF(1, "code", true, 0, math.MaxUint16),
+		text(2, "text", false, 0, MaxTextLen),
+		uintF(3, "count", false, 0, math.MaxUint32),
+		uintF(4, "expires", false, 0, math.MaxUint32),
+		uintF(5, "presence", false, 1, math.MaxUint8),
+		text(6, "status", false, 0, MaxTextLen),
+		attrs(7),
+	)
+	specDBToken = newSpec(TypeDBToken, "DB-TOKEN", shapeRequest,
+		domain(1, "from"),
+		domain(2, "to"),
+		bytesF(3, "token", true, 1, MaxDialbackLen),
+	)
+	specDBVerify = newSpec(TypeDBVerify, "DB-VERIFY", shapeRequest,
+		domain(1, "from"),
+		domain(2, "to"),
+		bytesF(3, "token", true, 1, MaxDialbackLen),
+		bytesF(4, "secret", true, MinSecretLen, MaxSecretLen),
+	)
+	specDBSecret = newSpec(TypeDBSecret, "DB-SECRET", shapeNotice,
+		domain(1, "from"),
+		domain(2, "to"),
+		bytesF(3, "secret", true, MinSecretLen, MaxSecretLen),
+	)
+	specDBOutcome = newSpec(TypeDBOutcome, "DB-OUTCOME", shapeResponse,
+		domain(1, "from"),
+		domain(2, "to"),
+		uintF(3, "code", true, 0, math.MaxUint16),
+		text(4, "text", false, 0, MaxTextLen),
+	)
+	specMessage = newSpec(TypeMessage, "MESSAGE", shapeRequest,
+		address(1, "from"),
+		address(2, "to"),
+		bytesF(3, "id", true, 1, MaxMessageIDLen),
+		bytesF(4, "mime", true, 1, MaxFrameBody),
+		attrs(5),
+	)
+	specSubscribe = newSpec(TypeSubscribe, "SUBSCRIBE", shapeRequest,
+		address(1, "watcher"),
+		address(2, "presentity"),
+		uintF(3, "expires", true, 1, math.MaxUint32),
+	)
+	specUnsubscribe = newSpec(TypeUnsubscribe, "UNSUBSCRIBE", shapeRequest,
+		address(1, "watcher"),
+		address(2, "presentity"),
+	)
+	specNotify = newSpec(TypeNotify, "NOTIFY", shapeNotice,
+		address(1, "presentity"),
+		fieldSpec{key: 2, name: "watcher", kind: KindText, req: true, rep: true, min: 1, max: MaxAddressLen},
+		uintF(3, "presence", true, 1, math.MaxUint8),
+		text(4, "status", false, 0, MaxTextLen),
+		attrs(5),
+	)
+	specGetAttrs = newSpec(TypeGetAttrs, "GET-ATTRIBUTES", shapeRequest,
+		address(1, "requester"),
+		address(2, "target"),
+		fieldSpec{key: 3, name: "name", kind: KindText, rep: true, token: true, min: 1, max: MaxTokenLen},
+	)
+	specAttrs = newSpec(TypeAttrs, "ATTRIBUTES", shapeResponse,
+		address(1, "target"),
+		attrs(2),
+	)
+
+	specs = func() [0x26]*recordSpec {
+		var a [0x26]*recordSpec
+		for _, s := range []*recordSpec{specHello, specClose, specRedirect, specPing, specPong,
+			specResult, specDBToken, specDBVerify, specDBSecret, specDBOutcome, specMessage,
+			specSubscribe, specUnsubscribe, specNotify, specGetAttrs, specAttrs} {
+			a[s.typ] = s
+		}
+		return a
+	}()
+)
+
+func specOf(t Type) *recordSpec {
+	if int(t) < len(specs) {
+		return specs[t]
+	}
+	return nil
+}
+
+// checkShape checks the header rules of rs for flags and tag.
+func checkShape(rs *recordSpec, f Flags, tag uint32) error {
+	switch rs.shape {
+	case shapeRequest:
+		if f.Has(FlagResponse) {
+			return formatErr(rs.typ, "", ErrBadHeader, "request with the response flag")
+		}
+	case shapeResponse:
+		if !f.Has(FlagResponse) {
+			return formatErr(rs.typ, "", ErrBadHeader, "response without the response flag")
+		}
+	case shapeNotice:
+		if f.Has(FlagResponse) {
+			return formatErr(rs.typ, "", ErrBadHeader, "response flag on a record that answers nothing")
+		}
+		return nil
+	}
+	if tag == 0 {
+		return formatErr(rs.typ, "", ErrBadHeader, "tag 0 on a record that needs one")
+	}
+	return nil
+}
+
+// begin starts encoding a frame of rs with header h into b. Encoders set
+// FlagResponse for response records and clear it for requests and notices,
+// so callers need only set the tag.
+func begin(b []byte, rs *recordSpec, h Head) encoder {
+	f := h.Flags & knownFlags
+	switch rs.shape {
+	case shapeResponse:
+		f |= FlagResponse
+	case shapeRequest, shapeNotice:
+		f &^= FlagResponse
+	}
+	e := encoder{b: b, start: len(b), rs: rs}
+	e.err = checkShape(rs, f, h.Tag)
+	e.b = appendHeader(e.b, rs.typ, f, h.Tag, 0)
+	return e
+}
+
+// Hello opens a connection (§4.4.1). The side that dialled sends it as a
+// request with its range of versions and its capabilities; the side that
+// accepted answers with a Hello response whose range is the single version
+// chosen (the highest in both ranges), or with CLOSE version-unsupported.
+type Hello struct {
+	Head
+	MinVersion   uint16
+	MaxVersion   uint16
+	Capabilities []string // tokens such as "dialback", "tls"
+	Software     string   // "imx/0.1"; informational
+	MaxFrame     uint32   // the largest body this side accepts; 0: DefaultMaxFrameBody
+}
+
+// Close ends a connection in an orderly way (§4.4.3). The sender stops
+// sending after it; the receiver finishes what it is writing and closes.
+type Close struct {
+	Head
+	Code Status // StatusOK for a normal close
+	Text string
+}
+
+// Redirect tells the peer to reconnect to another host and port and move its
+// traffic there (§4.4.4).
+type Redirect struct {
+	Head
+	Host string // a host name or an IP address literal
+	Port uint16
+	Text string
+}
+
+// Ping asks the peer for a Pong with the same tag and data.
+type Ping struct {
+	Head
+	Data []byte
+}
+
+// Pong answers a Ping.
+type Pong struct {
+	Head
+	Data []byte
+}
+
+// Result answers a request: MESSAGE, SUBSCRIBE, UNSUBSCRIBE, NOTIFY (when
+// tagged), GET-ATTRIBUTES (on failure), DB-VERIFY, and any request that
+// cannot be served (for example StatusUnsupported).
+type Result struct {
+	Head
+	Code     Status
+	Text     string   // human-readable detail; never a Go error string
+	Count    uint32   // MESSAGE delivered: the number of sessions reached
+	Expires  uint32   // SUBSCRIBE: the granted expiry in seconds
+	Presence Presence // SUBSCRIBE: the presentity's current presence, if shared
+	Status   string   // SUBSCRIBE: the presentity's status text, if shared
+	Attrs    []Attr   // attributes that ride along (§4.6.1)
+}
+
+// Err returns nil for a success code and the code as an error otherwise.
+func (r *Result) Err() error {
+	if r.Code.Success() {
+		return nil
+	}
+	return r.Code
+}
+
+// DBToken is step 1 of dial-back (§6.3.1), sent by the originating server
+// on connection 1: "I am From, I want to talk to To, here is my token".
+type DBToken struct {
+	Head
+	From  string // the originating (claimed) domain
+	To    string // the receiving domain
+	Token []byte // opaque to the receiver; lets From find connection 1 again
+}
+
+// DBVerify is step 3 of dial-back, sent by the receiving server on
+// connection 2, which it dialled itself after resolving To through DNS:
+// the token it was given and a fresh secret.
+type DBVerify struct {
+	Head
+	From   string // the receiving server's domain (A)
+	To     string // the claimed originating domain (B)
+	Token  []byte
+	Secret []byte
+}
+
+// DBSecret is step 4 of dial-back: the originating server returns the secret
+// on connection 1.
+type DBSecret struct {
+	Head
+	From   string // the originating domain (B)
+	To     string // the receiving domain (A)
+	Secret []byte
+}
+
+// DBOutcome answers DB-TOKEN on connection 1 with the result of dial-back:
+// StatusOK when the pair From/To is now authenticated on that connection.
+type DBOutcome struct {
+	Head
+	From string // the receiving domain (A)
+	To   string // the originating domain (B)
+	Code Status
+	Text string
+}
+
+// Message carries one instant message (§4.7, §5). From and To are the
+// envelope (§4.7.1); MIME is the message in the MIME subset of §5.
+type Message struct {
+	Head
+	From  string
+	To    string
+	ID    []byte // unique per originating domain; resends reuse it
+	MIME  []byte
+	Attrs []Attr // the sender's attributes, unsolicited (§4.6.1)
+}
+
+// Subscribe asks for presence notifications (§4.5.1). Renewal is a new
+// Subscribe; the answer is a Result with the granted Expires.
+type Subscribe struct {
+	Head
+	Watcher    string
+	Presentity string
+	Expires    uint32 // requested expiry in seconds
+}
+
+// Unsubscribe cancels a subscription.
+type Unsubscribe struct {
+	Head
+	Watcher    string
+	Presentity string
+}
+
+// Notify carries a presentity's presence to one or more of its watchers on
+// the receiving domain (§4.5.2).
+type Notify struct {
+	Head
+	Presentity string
+	Watchers   []string
+	Presence   Presence
+	Status     string
+	Attrs      []Attr
+}
+
+// GetAttrs asks for named attributes of a user or a domain (§4.4.5,
+// §4.4.6). Target is an address or, for domain attributes, a bare domain.
+// No names asks for every attribute the requester may see.
+type GetAttrs struct {
+	Head
+	Requester string // the user (or bare domain) asking
+	Target    string
+	Names     []string
+}
+
+// Attrs answers GetAttrs on the same connection (§4.4.8).
+type Attrs struct {
+	Head
+	Target string
+	Attrs  []Attr
+}
+
+// Unknown is a record of a type this package does not know, received
+// without FlagMustUnderstand. It is kept whole so that it can be logged,
+// counted or forwarded.
+type Unknown struct {
+	Head
+	RecordType Type
+	Body       []byte
+}
+
+func (*Hello) Type() Type       { return TypeHello }
+func (*Close) Type() Type       { return TypeClose }
+func (*Redirect) Type() Type    { return TypeRedirect }
+func (*Ping) Type() Type        { return TypePing }
+func (*Pong) Type() Type        { return TypePong }
+func (*Result) Type() Type      { return TypeResult }
+func (*DBToken) Type() Type     { return TypeDBToken }
+func (*DBVerify) Type() Type    { return TypeDBVerify }
+func (*DBSecret) Type() Type    { return TypeDBSecret }
+func (*DBOutcome) Type() Type   { return TypeDBOutcome }
+func (*Message) Type() Type     { return TypeMessage }
+func (*Subscribe) Type() Type   { return TypeSubscribe }
+func (*Unsubscribe) Type() Type { return TypeUnsubscribe }
+func (*Notify) Type() Type      { return TypeNotify }
+func (*GetAttrs) Type() Type    { return TypeGetAttrs }
+func (*Attrs) Type() Type       { return TypeAttrs }
+func (u *Unknown) Type() Type   { return u.RecordType }
+
+func (*Hello) isRecord()       {}
+func (*Close) isRecord()       {}
+func (*Redirect) isRecord()    {}
+func (*Ping) isRecord()        {}
+func (*Pong) isRecord()        {}
+func (*Result) isRecord()      {}
+func (*DBToken) isRecord()     {}
+func (*DBVerify) isRecord()    {}
+func (*DBSecret) isRecord()    {}
+func (*DBOutcome) isRecord()   {}
+func (*Message) isRecord()     {}
+func (*Subscribe) isRecord()   {}
+func (*Unsubscribe) isRecord() {}
+func (*Notify) isRecord()      {}
+func (*GetAttrs) isRecord()    {}
+func (*Attrs) isRecord()       {}
+func (*Unknown) isRecord()     {}
+
+// AppendBinary implements Record.
+func (r *Hello) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specHello, r.Head)
+	e.uint(1, uint64(r.MinVersion))
+	e.uint(2, uint64(r.MaxVersion))
+	e.texts(3, r.Capabilities)
+	e.text(4, r.Software)
+	e.uint(5, uint64(r.MaxFrame))
+	if r.MinVersion > r.MaxVersion {
+		e.fail(formatErr(TypeHello, "version-max", ErrOutOfRange, "below version-min"))
+	}
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Close) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specClose, r.Head)
+	e.uint(1, uint64(r.Code))
+	e.text(2, r.Text)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Redirect) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specRedirect, r.Head)
+	e.text(1, r.Host)
+	e.uint(2, uint64(r.Port))
+	e.text(3, r.Text)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Ping) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specPing, r.Head)
+	e.bytes(1, r.Data)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Pong) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specPong, r.Head)
+	e.bytes(1, r.Data)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Result) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specResult, r.Head)
+	e.uint(1, uint64(r.Code))
+	e.text(2, r.Text)
+	e.uint(3, uint64(r.Count))
+	e.uint(4, uint64(r.Expires))
+	e.uint(5, uint64(r.Presence))
+	e.text(6, r.Status)
+	e.attrs(7, r.Attrs)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *DBToken) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specDBToken, r.Head)
+	e.text(1, r.From)
+	e.text(2, r.To)
+	e.bytes(3, r.Token)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *DBVerify) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specDBVerify, r.Head)
+	e.text(1, r.From)
+	e.text(2, r.To)
+	e.bytes(3, r.Token)
+	e.bytes(4, r.Secret)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *DBSecret) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specDBSecret, r.Head)
+	e.text(1, r.From)
+	e.text(2, r.To)
+	e.bytes(3, r.Secret)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *DBOutcome) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specDBOutcome, r.Head)
+	e.text(1, r.From)
+	e.text(2, r.To)
+	e.uint(3, uint64(r.Code))
+	e.text(4, r.Text)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Message) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specMessage, r.Head)
+	e.text(1, r.From)
+	e.text(2, r.To)
+	e.bytes(3, r.ID)
+	e.bytes(4, r.MIME)
+	e.attrs(5, r.Attrs)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Subscribe) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specSubscribe, r.Head)
+	e.text(1, r.Watcher)
+	e.text(2, r.Presentity)
+	e.uint(3, uint64(r.Expires))
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Unsubscribe) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specUnsubscribe, r.Head)
+	e.text(1, r.Watcher)
+	e.text(2, r.Presentity)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Notify) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specNotify, r.Head)
+	e.text(1, r.Presentity)
+	e.texts(2, r.Watchers)
+	e.uint(3, uint64(r.Presence))
+	e.text(4, r.Status)
+	e.attrs(5, r.Attrs)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *GetAttrs) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specGetAttrs, r.Head)
+	e.text(1, r.Requester)
+	e.text(2, r.Target)
+	e.texts(3, r.Names)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Attrs) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specAttrs, r.Head)
+	e.text(1, r.Target)
+	e.attrs(2, r.Attrs)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record. The body is written as it was received.
+func (r *Unknown) AppendBinary(b []byte) ([]byte, error) {
+	if specOf(r.RecordType) != nil || r.RecordType == 0 {
+		return b, formatErr(r.RecordType, "", ErrBadHeader, "Unknown with a known or zero type")
+	}
+	if len(r.Body) > MaxFrameBody {
+		return b, formatErr(r.RecordType, "", ErrFrameTooLarge, "body of "+itoa(uint64(len(r.Body)))+" bytes")
+	}
+	b = appendHeader(b, r.RecordType, r.Flags, r.Tag, uint32(len(r.Body)))
+	return append(b, r.Body...), nil
+}
