@@ -1,0 +1,737 @@
+// Package link is the engine of one IMX connection, server-to-server or
+// client-to-server: the HELLO handshake (§4.4.1), one reader and one writer
+// goroutine, a bounded send queue, write deadlines, keepalive PINGs, the
+// idle timeout, orderly CLOSE in both directions (§4.4.3), and the routing of
+// responses to the requests that wait for them (§4.4.7).
+//
+// # Lifecycle
+//
+// [Initiate] (the side that dialled) or [Accept] (the side that accepted)
+// runs the handshake under a deadline and returns a *Conn. [Conn.Run] reads
+// frames in the caller's goroutine and starts the writer; it returns when
+// the connection has ended, after the writer has stopped. Records go out
+// through [Conn.Send], which blocks when the queue is full (backpressure)
+// until its context ends. [Conn.Close] queues a CLOSE behind what is already
+// queued, waits for the peer to close, and ends the connection.
+//
+// # Records
+//
+// Run handles PING (answers PONG), CLOSE, and responses (hands them to the
+// node-wide [Requests]) itself, skips unknown record types, and answers
+// invalid frames with RESULT; every other record goes to the Handler. A
+// record passed to the Handler comes from a wire.Decoder: it is valid only
+// until the Handler returns; use wire.Clone to keep it.
+package link
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imxproject/imx/wire"
+)
+
+// Errors.
+var (
+	// ErrClosed: the connection is closed or closing; nothing more can be
+	// sent on it.
+	ErrClosed = errors.New("link: connection closed")
+	// ErrHandshake: the peer did not complete the HELLO exchange.
+	ErrHandshake = errors.New("link: handshake failed")
+	// ErrDeadPeer: the peer stopped answering PINGs.
+	ErrDeadPeer = errors.New("link: peer not responding")
+	// ErrProtocol: the peer sent too many invalid frames.
+	ErrProtocol = errors.New("link: protocol violations")
+)
+
+// Defaults of Config.
+const (
+	DefaultQueueLen         = 1024
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultKeepAlive        = 30 * time.Second
+	DefaultCloseGrace       = 5 * time.Second
+	// maxViolations is how many invalid frames a connection may send
+	// before it is closed with protocol-error.
+	maxViolations = 16
+	// writeBatch is how many queued frames the writer encodes before it
+	// flushes.
+	writeBatch = 128
+)
+
+// Config configures a connection. The zero value gives the defaults.
+type Config struct {
+	// Software and Capabilities go into HELLO.
+	Software     string
+	Capabilities []string
+	// MaxBody is the largest frame body this side accepts; announced in
+	// HELLO. 0: wire.DefaultMaxFrameBody.
+	MaxBody uint32
+	// QueueLen is the capacity of the send queue, in records.
+	QueueLen int
+	// HandshakeTimeout bounds the HELLO exchange.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds every write to the socket.
+	WriteTimeout time.Duration
+	// IdleTimeout closes the connection with CLOSE idle after this long
+	// without a record other than PING and PONG in either direction
+	// (§4.3). 0 disables.
+	IdleTimeout time.Duration
+	// KeepAlive sends a PING after this long without a frame from the
+	// peer, and ends the connection with ErrDeadPeer if another KeepAlive
+	// passes without one. 0: DefaultKeepAlive; negative disables.
+	KeepAlive time.Duration
+	// CloseGrace is how long Close waits for the peer to close after our
+	// CLOSE before it drops the connection.
+	CloseGrace time.Duration
+	// Requests is the node-wide table of requests waiting for responses;
+	// nil gives the connection a table of its own.
+	Requests *Requests
+	// Logger receives the connection's log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBody == 0 {
+		c.MaxBody = wire.DefaultMaxFrameBody
+	}
+	c.MaxBody = min(max(c.MaxBody, wire.MinFrameBody), wire.MaxFrameBody)
+	if c.QueueLen <= 0 {
+		c.QueueLen = DefaultQueueLen
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.CloseGrace <= 0 {
+		c.CloseGrace = DefaultCloseGrace
+	}
+	if c.Requests == nil {
+		c.Requests = new(Requests)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Handler receives the records that the link does not handle itself. It
+// runs on the reader goroutine and must not block for long: hand slow work
+// to another goroutine (with a wire.Clone of the record).
+type Handler func(c *Conn, rec wire.Record)
+
+var connIDs atomic.Uint64
+
+// Conn is one established IMX connection.
+type Conn struct {
+	nc        net.Conn
+	cfg       Config
+	log       *slog.Logger
+	id        uint64
+	initiator bool
+	version   uint16
+	peer      wire.Hello // the peer's HELLO
+	peerMax   uint32     // the peer's body limit
+
+	rd  *wire.Reader
+	dec wire.Decoder
+
+	out      chan wire.Record
+	closing  chan struct{} // closed when the connection starts to close
+	done     chan struct{} // closed when the connection has ended
+	closeMu  sync.Mutex
+	closeRec *wire.Close // our CLOSE, nil if the peer closed first
+	reason   error       // why the connection ended
+	peerBye  *wire.Close // the peer's CLOSE, if it sent one
+
+	lastRecv   atomic.Int64 // unix nanos of the last frame received
+	lastActive atomic.Int64 // unix nanos of the last record other than PING/PONG
+	timerMu    sync.Mutex
+	timer      *time.Timer // keepalive and idle checks
+	pingCall   *Call       // the keepalive PING in flight
+	violations int
+
+	// Stats, for metrics.
+	FramesIn, FramesOut atomic.Uint64
+}
+
+func newConn(nc net.Conn, cfg Config, initiator bool) *Conn {
+	cfg = cfg.withDefaults()
+	id := connIDs.Add(1)
+	c := &Conn{
+		nc:        nc,
+		cfg:       cfg,
+		id:        id,
+		initiator: initiator,
+		rd:        wire.NewReader(nc, cfg.MaxBody),
+		out:       make(chan wire.Record, cfg.QueueLen),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+		peerMax:   wire.DefaultMaxFrameBody,
+	}
+	c.log = cfg.Logger.With("conn", id, "remote", nc.RemoteAddr().String())
+	now := time.Now().UnixNano()
+	c.lastRecv.Store(now)
+	c.lastActive.Store(now)
+	return c
+}
+
+// handshakeDeadline sets the connection's deadline for the handshake and
+// arranges for ctx's end to interrupt it; the returned func undoes both.
+func handshakeDeadline(ctx context.Context, nc net.Conn, d time.Duration) func() {
+	deadline := time.Now().Add(d)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	return func() {
+		stop()
+		_ = nc.SetDeadline(time.Time{})
+	}
+}
+
+func (c *Conn) hello() *wire.Hello {
+	return &wire.Hello{
+		MinVersion:   wire.MinProtocolVersion,
+		MaxVersion:   wire.ProtocolVersion,
+		Capabilities: c.cfg.Capabilities,
+		Software:     c.cfg.Software,
+		MaxFrame:     c.cfg.MaxBody,
+	}
+}
+
+// writeNow writes one record directly, for the handshake (before the writer
+// runs).
+func (c *Conn) writeNow(rec wire.Record) error {
+	b, err := rec.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.nc.Write(b)
+	return err
+}
+
+// Initiate runs the handshake as the side that dialled nc: it sends HELLO
+// and waits for the peer's. On failure it closes nc.
+func Initiate(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
+	c := newConn(nc, cfg, true)
+	undo := handshakeDeadline(ctx, nc, c.cfg.HandshakeTimeout)
+	err := c.initiate()
+	undo()
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Conn) initiate() error {
+	h := c.hello()
+	h.Tag = 1
+	if err := c.writeNow(h); err != nil {
+		return fmt.Errorf("%w: send HELLO: %w", ErrHandshake, err)
+	}
+	rec, err := c.rd.ReadRecord()
+	if err != nil {
+		return fmt.Errorf("%w: read HELLO: %w", ErrHandshake, err)
+	}
+	switch r := rec.(type) {
+	case *wire.Close:
+		return fmt.Errorf("%w: peer closed: %w (%s)", ErrHandshake, r.Code, r.Text)
+	case *wire.Hello:
+		if !r.Flags.Has(wire.FlagResponse) || r.Tag != h.Tag {
+			return fmt.Errorf("%w: HELLO is not a response to ours", ErrHandshake)
+		}
+		if r.MinVersion != r.MaxVersion || r.MinVersion < wire.MinProtocolVersion || r.MinVersion > wire.ProtocolVersion {
+			return fmt.Errorf("%w: peer chose version %d..%d, we speak %d..%d", ErrHandshake, r.MinVersion, r.MaxVersion, wire.MinProtocolVersion, wire.ProtocolVersion)
+		}
+		c.setPeer(r)
+		return nil
+	}
+	return fmt.Errorf("%w: expected HELLO, got %s", ErrHandshake, rec.Type())
+}
+
+// Accept runs the handshake as the side that accepted nc: it waits for the
+// peer's HELLO, picks the highest common version, and answers. With no
+// common version it sends CLOSE version-unsupported. On failure it closes nc.
+func Accept(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
+	c := newConn(nc, cfg, false)
+	undo := handshakeDeadline(ctx, nc, c.cfg.HandshakeTimeout)
+	err := c.accept()
+	undo()
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Conn) accept() error {
+	rec, err := c.rd.ReadRecord()
+	if err != nil {
+		if s := wire.StatusOf(err); s != wire.StatusInternal {
+			_ = c.writeNow(&wire.Close{Code: wire.StatusProtocolError, Text: "expected HELLO"})
+		}
+		return fmt.Errorf("%w: read HELLO: %w", ErrHandshake, err)
+	}
+	h, ok := rec.(*wire.Hello)
+	if !ok || h.Flags.Has(wire.FlagResponse) {
+		_ = c.writeNow(&wire.Close{Code: wire.StatusProtocolError, Text: "expected HELLO"})
+		return fmt.Errorf("%w: expected HELLO, got %s", ErrHandshake, rec.Type())
+	}
+	v := min(h.MaxVersion, wire.ProtocolVersion)
+	if v < max(h.MinVersion, wire.MinProtocolVersion) {
+		_ = c.writeNow(&wire.Close{Code: wire.StatusVersion,
+			Text: fmt.Sprintf("this server speaks versions %d..%d", wire.MinProtocolVersion, wire.ProtocolVersion)})
+		return fmt.Errorf("%w: no common version: peer %d..%d, we %d..%d", ErrHandshake, h.MinVersion, h.MaxVersion, wire.MinProtocolVersion, wire.ProtocolVersion)
+	}
+	resp := c.hello()
+	resp.Tag, resp.Flags = h.Tag, wire.FlagResponse
+	resp.MinVersion, resp.MaxVersion = v, v
+	if err := c.writeNow(resp); err != nil {
+		return fmt.Errorf("%w: send HELLO: %w", ErrHandshake, err)
+	}
+	c.setPeer(h)
+	c.version = v
+	return nil
+}
+
+func (c *Conn) setPeer(h *wire.Hello) {
+	c.peer = *h
+	c.peer.Capabilities = append([]string(nil), h.Capabilities...)
+	c.version = h.MaxVersion
+	if h.MaxFrame != 0 {
+		c.peerMax = h.MaxFrame
+	}
+	c.log = c.log.With("peer_software", h.Software)
+}
+
+// ID returns the connection's process-unique number.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Initiator reports whether this side dialled the connection.
+func (c *Conn) Initiator() bool { return c.initiator }
+
+// Version returns the negotiated protocol version.
+func (c *Conn) Version() uint16 { return c.version }
+
+// PeerHello returns the peer's HELLO.
+func (c *Conn) PeerHello() wire.Hello { return c.peer }
+
+// PeerHas reports whether both sides listed the capability.
+func (c *Conn) PeerHas(capability string) bool {
+	mine, theirs := false, false
+	for _, x := range c.cfg.Capabilities {
+		mine = mine || x == capability
+	}
+	for _, x := range c.peer.Capabilities {
+		theirs = theirs || x == capability
+	}
+	return mine && theirs
+}
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr returns this side's network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// Logger returns the connection's logger.
+func (c *Conn) Logger() *slog.Logger { return c.log }
+
+// Requests returns the table that the connection's responses go to.
+func (c *Conn) Requests() *Requests { return c.cfg.Requests }
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Closing is closed when the connection starts to close; Send fails from
+// then on.
+func (c *Conn) Closing() <-chan struct{} { return c.closing }
+
+// Err returns why the connection ended: nil for an orderly close by either
+// side, or the error. Valid after Done is closed.
+func (c *Conn) Err() error {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.reason
+}
+
+// PeerClose returns the CLOSE the peer sent, or nil.
+func (c *Conn) PeerClose() *wire.Close {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.peerBye
+}
+
+// Send queues rec for the writer. It blocks while the queue is full until
+// ctx ends. rec must not be changed after Send returns nil.
+func (c *Conn) Send(ctx context.Context, rec wire.Record) error {
+	select {
+	case <-c.closing:
+		return ErrClosed
+	default:
+	}
+	select {
+	case c.out <- rec:
+		return nil
+	case <-c.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TrySend queues rec if there is room and reports whether it did.
+func (c *Conn) TrySend(rec wire.Record) bool {
+	select {
+	case <-c.closing:
+		return false
+	default:
+	}
+	select {
+	case c.out <- rec:
+		return true
+	default:
+		return false
+	}
+}
+
+// QueueLen returns the number of records waiting for the writer.
+func (c *Conn) QueueLen() int { return len(c.out) }
+
+// Close starts an orderly close: the writer sends what is queued, then
+// CLOSE with code and text; the connection ends when the peer closes or
+// CloseGrace passes. Close does not wait; use Done.
+func (c *Conn) Close(code wire.Status, text string) {
+	c.startClose(&wire.Close{Code: code, Text: text}, nil)
+}
+
+// Abort ends the connection at once, without CLOSE.
+func (c *Conn) Abort(reason error) {
+	c.setReason(reason)
+	_ = c.nc.Close()
+}
+
+func (c *Conn) setReason(err error) {
+	c.closeMu.Lock()
+	if c.reason == nil {
+		c.reason = err
+	}
+	c.closeMu.Unlock()
+}
+
+// startClose moves the connection to closing once. mine is our CLOSE (nil
+// when the peer closed first).
+func (c *Conn) startClose(mine *wire.Close, reason error) {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	select {
+	case <-c.closing:
+		return
+	default:
+	}
+	c.closeRec = mine
+	if reason != nil && c.reason == nil {
+		c.reason = reason
+	}
+	close(c.closing)
+}
+
+// Run reads and dispatches frames until the connection ends, then stops the
+// writer and closes the socket. It returns Err(). ctx's end closes the
+// connection with CLOSE shutting-down.
+func (c *Conn) Run(ctx context.Context, h Handler) error {
+	var wg sync.WaitGroup
+	wg.Go(c.writeLoop)
+	stopCtx := context.AfterFunc(ctx, func() { c.Close(wire.StatusShuttingDown, "server shutting down") })
+	if c.cfg.KeepAlive > 0 || c.cfg.IdleTimeout > 0 {
+		c.timerMu.Lock()
+		c.timer = time.AfterFunc(c.checkEvery(), c.checkTimers)
+		c.timerMu.Unlock()
+	}
+
+	err := c.readLoop(h)
+
+	stopCtx()
+	c.startClose(nil, err)
+	c.timerMu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.pingCall != nil {
+		c.pingCall.Cancel()
+	}
+	c.timerMu.Unlock()
+	wg.Wait()
+	_ = c.nc.Close()
+	close(c.done)
+	if e := c.Err(); e != nil {
+		c.log.Info("connection ended", "err", e)
+	} else {
+		c.log.Debug("connection closed")
+	}
+	return c.Err()
+}
+
+func (c *Conn) checkEvery() time.Duration {
+	d := time.Hour
+	if c.cfg.KeepAlive > 0 {
+		d = c.cfg.KeepAlive / 2
+	}
+	if c.cfg.IdleTimeout > 0 {
+		d = min(d, max(c.cfg.IdleTimeout/4, time.Millisecond))
+	}
+	return max(d, time.Millisecond)
+}
+
+// checkTimers runs on a timer: keepalive PINGs, dead peers, idle close.
+func (c *Conn) checkTimers() {
+	c.timerMu.Lock()
+	defer c.timerMu.Unlock()
+	select {
+	case <-c.closing:
+		return
+	default:
+	}
+	now := time.Now()
+	if c.cfg.IdleTimeout > 0 && now.Sub(time.Unix(0, c.lastActive.Load())) >= c.cfg.IdleTimeout {
+		c.log.Debug("closing idle connection", "idle", c.cfg.IdleTimeout)
+		c.Close(wire.StatusIdle, "idle")
+		return
+	}
+	if ka := c.cfg.KeepAlive; ka > 0 {
+		silent := now.Sub(time.Unix(0, c.lastRecv.Load()))
+		switch {
+		case silent >= 2*ka:
+			c.log.Warn("peer not responding; dropping connection", "silent", silent.Round(time.Millisecond))
+			c.Abort(ErrDeadPeer)
+			return
+		case silent >= ka:
+			if c.pingCall != nil {
+				c.pingCall.Cancel()
+			}
+			c.pingCall = c.cfg.Requests.Start()
+			c.TrySend(&wire.Ping{Head: wire.Head{Tag: c.pingCall.Tag()}})
+		}
+	}
+	c.timer.Reset(c.checkEvery())
+}
+
+func (c *Conn) readLoop(h Handler) error {
+	for {
+		hd, body, err := c.rd.ReadFrame()
+		if err != nil {
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				c.log.Warn("frame over the limit", "type", hd.Type, "len", hd.Len, "limit", c.rd.MaxBody())
+				if err := c.rd.Skip(); err != nil {
+					return c.readErr(err)
+				}
+				if e := c.violation(hd, err); e != nil {
+					return e
+				}
+				continue
+			}
+			return c.readErr(err)
+		}
+		now := time.Now().UnixNano()
+		c.lastRecv.Store(now)
+		c.FramesIn.Add(1)
+		rec, err := c.dec.Decode(hd, body)
+		if err != nil {
+			if e := c.violation(hd, err); e != nil {
+				return e
+			}
+			continue
+		}
+		switch r := rec.(type) {
+		case *wire.Ping:
+			c.TrySend(&wire.Pong{Head: wire.Head{Tag: r.Tag, Node: r.Node}, Data: append([]byte(nil), r.Data...)})
+			continue
+		case *wire.Pong:
+			c.cfg.Requests.Deliver(r)
+			continue
+		case *wire.Close:
+			c.closeMu.Lock()
+			c.peerBye = &wire.Close{Code: r.Code, Text: r.Text}
+			c.closeMu.Unlock()
+			c.log.Info("peer closed the connection", "code", r.Code, "text", r.Text)
+			c.startClose(nil, nil)
+			return nil
+		case *wire.Unknown:
+			c.log.Debug("skipping unknown record type", "type", r.RecordType)
+			continue
+		}
+		c.lastActive.Store(now)
+		if hd.Flags.Has(wire.FlagResponse) {
+			if !c.cfg.Requests.Deliver(rec) {
+				c.log.Debug("response without a waiting request", "type", hd.Type, "tag", hd.Tag)
+			}
+			continue
+		}
+		h(c, rec)
+	}
+}
+
+// readErr classifies the error that ended the read loop.
+func (c *Conn) readErr(err error) error {
+	select {
+	case <-c.closing:
+		// We sent CLOSE (or are shutting down): EOF or the grace
+		// deadline is the expected end.
+		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+	default:
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("link: peer closed without CLOSE: %w", err)
+	}
+	return err
+}
+
+// violation answers an invalid frame (RESULT with its status when it is a
+// request with a tag) and closes the connection after too many.
+func (c *Conn) violation(hd wire.Header, err error) error {
+	c.violations++
+	if c.violations <= 3 || c.violations%100 == 0 {
+		c.log.Warn("invalid frame", "type", hd.Type, "tag", hd.Tag, "err", err, "count", c.violations)
+	}
+	if hd.Tag != 0 && !hd.Flags.Has(wire.FlagResponse) {
+		c.TrySend(&wire.Result{Head: wire.Head{Tag: hd.Tag}, Code: wire.StatusOf(err), Text: shortErr(err)})
+	}
+	if c.violations >= maxViolations {
+		c.startClose(&wire.Close{Code: wire.StatusProtocolError, Text: "too many invalid frames"}, ErrProtocol)
+		return ErrProtocol
+	}
+	return nil
+}
+
+// shortErr is the text of a RESULT for an invalid frame: the problem, with
+// no more detail than the wire error carries.
+func shortErr(err error) string {
+	var fe *wire.FormatError
+	if errors.As(err, &fe) {
+		s := fe.Err.Error()
+		if fe.Field != "" {
+			s = fe.Field + ": " + s
+		}
+		return s
+	}
+	return "invalid frame"
+}
+
+// writeLoop is the writer goroutine: it encodes queued records into a
+// buffered writer, flushing once per batch, until the connection closes.
+func (c *Conn) writeLoop() {
+	w := bufio.NewWriterSize(c.nc, 16<<10)
+	for {
+		select {
+		case rec := <-c.out:
+			if err := c.writeBatch(w, rec); err != nil {
+				c.log.Info("write failed", "err", err)
+				c.Abort(err)
+				return
+			}
+		case <-c.closing:
+			c.finishWrites(w)
+			return
+		}
+	}
+}
+
+// writeBatch writes rec and whatever else is queued, up to writeBatch
+// records, then flushes under the write deadline.
+func (c *Conn) writeBatch(w *bufio.Writer, rec wire.Record) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	if err := c.write(w, rec); err != nil {
+		return err
+	}
+	for range writeBatch - 1 {
+		select {
+		case rec := <-c.out:
+			if err := c.write(w, rec); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		break
+	}
+	return w.Flush()
+}
+
+func (c *Conn) write(w *bufio.Writer, rec wire.Record) error {
+	b, err := rec.AppendBinary(w.AvailableBuffer())
+	if err == nil && len(b)-wire.HeaderLen > int(c.peerMax) {
+		err = fmt.Errorf("link: %s of %d bytes over the peer's limit of %d: %w", rec.Type(), len(b)-wire.HeaderLen, c.peerMax, wire.StatusTooLarge)
+	}
+	if err != nil {
+		// A record we cannot send is our bug or too large for the peer:
+		// fail its request, if any, and go on.
+		c.log.Error("dropping a record that cannot be sent", "type", rec.Type(), "err", err)
+		if hd := rec.FrameHead(); hd.Tag != 0 && !hd.Flags.Has(wire.FlagResponse) {
+			c.cfg.Requests.Deliver(&wire.Result{Head: wire.Head{Tag: hd.Tag, Flags: wire.FlagResponse}, Code: wire.StatusOf(err), Text: "not sent: " + wire.StatusOf(err).String()})
+		}
+		return nil
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	c.FramesOut.Add(1)
+	switch rec.(type) {
+	case *wire.Ping, *wire.Pong:
+	default:
+		c.lastActive.Store(time.Now().UnixNano())
+	}
+	return nil
+}
+
+// finishWrites drains the queue, writes our CLOSE if we are the side
+// closing, half-closes the socket, and gives the peer CloseGrace to close.
+func (c *Conn) finishWrites(w *bufio.Writer) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	for drained := false; !drained; {
+		select {
+		case rec := <-c.out:
+			if err := c.write(w, rec); err != nil {
+				c.Abort(err)
+				return
+			}
+		default:
+			drained = true
+		}
+	}
+	c.closeMu.Lock()
+	mine := c.closeRec
+	c.closeMu.Unlock()
+	if mine != nil {
+		if err := c.write(w, mine); err != nil {
+			c.Abort(err)
+			return
+		}
+	}
+	if err := w.Flush(); err != nil {
+		c.Abort(err)
+		return
+	}
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	// The reader sees the peer's EOF, or this deadline.
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.CloseGrace))
+}
