@@ -95,6 +95,11 @@ type Config struct {
 	// Requests is the node-wide table of requests waiting for responses;
 	// nil gives the connection a table of its own.
 	Requests *Requests
+	// AcceptResponse, if set, decides whether a response that arrived on
+	// this connection may answer the waiting call (for example: only if
+	// the connection is authenticated for the domain the request went
+	// to). A refused response is dropped and logged.
+	AcceptResponse func(c *Conn, call *Call) bool
 	// Logger receives the connection's log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -563,7 +568,7 @@ func (c *Conn) readLoop(h Handler) error {
 			c.TrySend(&wire.Pong{Head: wire.Head{Tag: r.Tag, Node: r.Node}, Data: append([]byte(nil), r.Data...)})
 			continue
 		case *wire.Pong:
-			c.cfg.Requests.Deliver(r)
+			c.deliver(r)
 			continue
 		case *wire.Close:
 			c.closeMu.Lock()
@@ -578,13 +583,22 @@ func (c *Conn) readLoop(h Handler) error {
 		}
 		c.lastActive.Store(now)
 		if hd.Flags.Has(wire.FlagResponse) {
-			if !c.cfg.Requests.Deliver(rec) {
+			if !c.deliver(rec) {
 				c.log.Debug("response without a waiting request", "type", hd.Type, "tag", hd.Tag)
 			}
 			continue
 		}
 		h(c, rec)
 	}
+}
+
+// deliver hands a response to the node's Requests, subject to
+// AcceptResponse.
+func (c *Conn) deliver(rec wire.Record) bool {
+	if c.cfg.AcceptResponse == nil {
+		return c.cfg.Requests.Deliver(rec)
+	}
+	return c.cfg.Requests.DeliverIf(rec, func(call *Call) bool { return c.cfg.AcceptResponse(c, call) })
 }
 
 // readErr classifies the error that ended the read loop.

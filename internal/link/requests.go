@@ -27,6 +27,10 @@ type Call struct {
 	reqs *Requests
 	tag  uint32
 	ch   chan wire.Record // buffered 1: the response
+	// Scope is the caller's note of whom the request went to. A
+	// connection's Config.AcceptResponse uses it to refuse a response that
+	// arrives from a peer that had no business answering.
+	Scope any
 }
 
 // Tag returns the tag to put in the request's header.
@@ -34,7 +38,11 @@ func (c *Call) Tag() uint32 { return c.tag }
 
 // Start reserves a fresh tag and registers a call for it. The caller sets
 // the tag on its request, sends it, and then Waits or Cancels.
-func (r *Requests) Start() *Call {
+func (r *Requests) Start() *Call { return r.StartScoped(nil) }
+
+// StartScoped is Start with the Call's Scope set before the call becomes
+// visible to responses.
+func (r *Requests) StartScoped(scope any) *Call {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pending == nil {
@@ -49,7 +57,7 @@ func (r *Requests) Start() *Call {
 			break
 		}
 	}
-	c := &Call{reqs: r, tag: r.next, ch: make(chan wire.Record, 1)}
+	c := &Call{reqs: r, tag: r.next, ch: make(chan wire.Record, 1), Scope: scope}
 	r.pending[c.tag] = c
 	return c
 }
@@ -59,9 +67,18 @@ func (r *Requests) Start() *Call {
 // since it may come from a connection's wire.Decoder. A response without a
 // waiting call (late, after a timeout, or forged) is dropped.
 func (r *Requests) Deliver(rec wire.Record) bool {
+	return r.DeliverIf(rec, nil)
+}
+
+// DeliverIf is Deliver, but only if accept (when not nil) approves the
+// waiting call; a refused response leaves the call waiting.
+func (r *Requests) DeliverIf(rec wire.Record, accept func(*Call) bool) bool {
 	tag := rec.FrameHead().Tag
 	r.mu.Lock()
 	c, ok := r.pending[tag]
+	if ok && accept != nil && !accept(c) {
+		ok = false
+	}
 	if ok {
 		delete(r.pending, tag)
 	}
