@@ -287,7 +287,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.ctx.Err() != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed || s.ctx.Err() != nil {
 				return ErrServerClosed
 			}
 			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscallEMFILE) {

@@ -7,24 +7,45 @@ const (
 )
 
 // interner returns one shared string for equal byte strings, so that the
-// addresses and domains that recur on a connection are allocated once. It is
-// bounded: when full it starts over.
+// addresses and domains that recur on a connection are allocated once. A
+// small direct-mapped table answers the common case without hashing into
+// the map; the map behind it is bounded: when full it starts over.
 type interner struct {
-	m map[string]string
+	slots [256]string
+	m     map[string]string
 }
 
 func (in *interner) get(b []byte) string {
-	if s, ok := in.m[string(b)]; ok { // no allocation for the lookup
-		return s
-	}
-	s := string(b)
-	if len(b) <= internMaxLen {
-		if in.m == nil {
-			in.m = make(map[string]string, 64)
-		} else if len(in.m) >= internMaxEntries {
-			clear(in.m)
+	// FNV-1a over at most the first and last 8 bytes picks the slot.
+	h := uint32(2166136261) ^ uint32(len(b))
+	for i, c := range b {
+		if i == 8 && len(b) > 16 {
+			b2 := b[len(b)-8:]
+			for _, c := range b2 {
+				h = (h ^ uint32(c)) * 16777619
+			}
+			break
 		}
-		in.m[s] = s
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &in.slots[byte(h^h>>8^h>>16)]
+	if *slot == string(b) { // no allocation for the comparison
+		return *slot
+	}
+	s, ok := in.m[string(b)] // no allocation for the lookup
+	if !ok {
+		s = string(b)
+		if len(b) <= internMaxLen {
+			if in.m == nil {
+				in.m = make(map[string]string, 64)
+			} else if len(in.m) >= internMaxEntries {
+				clear(in.m)
+			}
+			in.m[s] = s
+		}
+	}
+	if len(b) <= internMaxLen {
+		*slot = s
 	}
 	return s
 }
