@@ -155,7 +155,7 @@ type Received struct {
 func NewRecorder() *Recorder { return &Recorder{ch: make(chan struct{})} }
 
 // HandleS2S implements s2s.Handler.
-func (r *Recorder) HandleS2S(_ context.Context, in *s2s.Inbound) wire.Record {
+func (r *Recorder) HandleS2S(_ context.Context, in s2s.Inbound) wire.Record {
 	kept, err := wire.Clone(in.Record)
 	if err != nil {
 		return &wire.Result{Code: wire.StatusInternal}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/imxproject/imx/addr"
@@ -18,6 +19,10 @@ import (
 )
 
 var syscallEMFILE = syscall.EMFILE
+
+// maxAuthsPerConn is how many dial-backs the originator runs at once on one
+// connection.
+const maxAuthsPerConn = 8
 
 // pair is a domain pair as this server sees it.
 type pair struct{ local, remote string }
@@ -34,12 +39,21 @@ type sconn struct {
 	*link.Conn
 	srv      *Server
 	outbound bool
-	remote   string   // outbound: the remote domain dialled
-	endpoint string   // outbound: host:port dialled
-	chain    []string // outbound: the redirect chain that led here
+	remote   string         // outbound: the remote domain dialled
+	endpoint string         // outbound: host:port dialled
+	dialled  netip.AddrPort // outbound: the address dialled
+	chain    []string       // outbound: the redirect chain that led here
+
+	// authSlots bounds the dial-backs this side runs at once on the
+	// connection as the originator, below the receiver's per-connection
+	// bound (dialback.DefaultMaxPerConn), so that it is not refused busy.
+	authSlots chan struct{}
+
+	// authed lists the authenticated pairs: a copy-on-write slice, read
+	// without a lock on every record, written under mu.
+	authed atomic.Pointer[[]pair]
 
 	mu         sync.Mutex
-	authed     map[pair]bool
 	authing    map[pair]chan struct{}
 	verifying  map[pair]*verification
 	claimed    map[string]bool // inbound: remote domains claimed by DB-TOKEN
@@ -47,18 +61,19 @@ type sconn struct {
 	draining   bool
 }
 
-func (s *Server) newConn(lc *link.Conn, outbound bool, remote, endpoint string, chain []string) *sconn {
+func (s *Server) newConn(lc *link.Conn, outbound bool, remote, endpoint string, dialled netip.AddrPort, chain []string) *sconn {
 	c := &sconn{
+		dialled:   dialled,
 		Conn:      lc,
 		srv:       s,
 		outbound:  outbound,
 		remote:    remote,
 		endpoint:  endpoint,
 		chain:     chain,
-		authed:    map[pair]bool{},
 		authing:   map[pair]chan struct{}{},
 		verifying: map[pair]*verification{},
 		claimed:   map[string]bool{},
+		authSlots: make(chan struct{}, maxAuthsPerConn),
 	}
 	s.mu.Lock()
 	s.byID[lc.ID()] = c
@@ -75,9 +90,26 @@ func (c *sconn) connKey() dialback.ConnKey {
 }
 
 func (c *sconn) isAuthed(local, remote string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.authed[pair{local, remote}]
+	return c.hasPair(pair{local, remote})
+}
+
+func (c *sconn) hasPair(p pair) bool {
+	if ps := c.authed.Load(); ps != nil {
+		for _, q := range *ps {
+			if q == p {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pairs returns the authenticated pairs; the slice must not be modified.
+func (c *sconn) pairs() []pair {
+	if ps := c.authed.Load(); ps != nil {
+		return *ps
+	}
+	return nil
 }
 
 func (c *sconn) usable() bool {
@@ -101,7 +133,10 @@ func (c *sconn) setDraining() {
 // remote domain's pool.
 func (s *Server) markAuthed(c *sconn, p pair) {
 	c.mu.Lock()
-	c.authed[p] = true
+	if !c.hasPair(p) {
+		ps := append(slices.Clone(c.pairs()), p)
+		c.authed.Store(&ps)
+	}
 	c.mu.Unlock()
 	s.mu.Lock()
 	pe := s.peer(p.remote)
@@ -211,7 +246,7 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 		c.result(hd.Tag, wire.StatusUnsupported, "no handler")
 		return
 	}
-	in := &Inbound{From: from, To: to, Record: rec, tag: hd.Tag, node: hd.Node, conn: c}
+	in := Inbound{From: from, To: to, Record: rec, tag: hd.Tag, node: hd.Node, conn: c}
 	resp := s.cfg.Handler.HandleS2S(s.ctx, in)
 	if resp != nil && hd.Tag != 0 {
 		if err := c.respond(s.ctx, hd.Tag, hd.Node, resp); err != nil {
@@ -227,7 +262,7 @@ func (s *Server) authenticate(ctx context.Context, c *sconn, local, remote strin
 	p := pair{local, remote}
 	for {
 		c.mu.Lock()
-		if c.authed[p] {
+		if c.hasPair(p) {
 			c.mu.Unlock()
 			return nil
 		}
@@ -239,7 +274,7 @@ func (s *Server) authenticate(ctx context.Context, c *sconn, local, remote strin
 		select {
 		case <-ch:
 			c.mu.Lock()
-			ok := c.authed[p]
+			ok := c.hasPair(p)
 			c.mu.Unlock()
 			if !ok {
 				return fmt.Errorf("%w: %s → %s", ErrAuth, local, remote)
@@ -261,6 +296,12 @@ func (s *Server) authenticate(ctx context.Context, c *sconn, local, remote strin
 
 	actx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
 	defer cancel()
+	select {
+	case c.authSlots <- struct{}{}:
+		defer func() { <-c.authSlots }()
+	case <-actx.Done():
+		return fmt.Errorf("%w: %s → %s: %w", ErrAuth, local, remote, actx.Err())
+	}
 	call := s.reqs.StartScoped(connScope{c.Conn})
 	tok := &wire.DBToken{Head: wire.Head{Tag: call.Tag()}, From: local, To: remote, Token: s.issuer.Issue(local, remote, c.ID())}
 	if err := c.Send(actx, tok); err != nil {
@@ -309,7 +350,7 @@ func (s *Server) onDBToken(c *sconn, r *wire.DBToken) {
 	}
 	p := pair{local: r.To, remote: r.From}
 	c.mu.Lock()
-	if c.authed[p] {
+	if c.hasPair(p) {
 		c.mu.Unlock()
 		outcome(wire.StatusOK, "")
 		return
@@ -415,10 +456,32 @@ func (s *Server) verifyPair(ctx context.Context, c *sconn, p pair, v *verificati
 }
 
 // verifyConn returns an outbound connection to remote for DB-VERIFY: one we
-// dialled through our own DNS, or a new one.
+// dialled through our own DNS. That is an open connection to remote, or one
+// to an address that remote's IMX record lists (a server that serves
+// several domains is reached once), or a new one.
 func (s *Server) verifyConn(ctx context.Context, remote string) (*sconn, error) {
 	s.mu.Lock()
 	c := s.peer(remote).outbound()
+	s.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	eps, err := s.cfg.Resolver.Lookup(ctx, remote)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, remote, err)
+	}
+	s.mu.Lock()
+	for _, ep := range eps {
+		for _, a := range ep.Addrs {
+			ap := netip.AddrPortFrom(a, ep.Port)
+			for _, x := range s.byID {
+				if x.outbound && x.dialled == ap && x.usable() {
+					c = x
+					break
+				}
+			}
+		}
+	}
 	s.mu.Unlock()
 	if c != nil {
 		return c, nil
@@ -499,12 +562,7 @@ func (s *Server) onRedirect(c *sconn, r *wire.Redirect) {
 	}
 	chain := append(slices.Clone(c.chain), c.endpoint)
 	host, port := r.Host, r.Port // r is reused by the connection's decoder
-	c.mu.Lock()
-	pairs := make([]pair, 0, len(c.authed))
-	for p := range c.authed {
-		pairs = append(pairs, p)
-	}
-	c.mu.Unlock()
+	pairs := c.pairs()
 	s.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.AuthTimeout+s.cfg.DialTimeout)
 		defer cancel()

@@ -471,7 +471,7 @@ func TestResponseFromWrongDomainDropped(t *testing.T) {
 	alpha := w.StartNode(imxtest.NodeConfig{Domains: []string{"alpha.example"}})
 	// beta answers late, so that a forged answer can race it.
 	release := make(chan struct{})
-	w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Handler: s2s.HandlerFunc(func(_ context.Context, in *s2s.Inbound) wire.Record {
+	w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Handler: s2s.HandlerFunc(func(_ context.Context, in s2s.Inbound) wire.Record {
 		go func() {
 			<-release
 			_ = in.Reply(context.Background(), &wire.Result{Code: wire.StatusDelivered, Count: 7})

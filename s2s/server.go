@@ -110,14 +110,14 @@ type Handler interface {
 	// (its tag is set by the Server), or nil, in which case a request's
 	// response must come later through Inbound.Reply. in.Record is valid
 	// only during the call; wire.Clone it to keep it.
-	HandleS2S(ctx context.Context, in *Inbound) wire.Record
+	HandleS2S(ctx context.Context, in Inbound) wire.Record
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, in *Inbound) wire.Record
+type HandlerFunc func(ctx context.Context, in Inbound) wire.Record
 
 // HandleS2S calls f.
-func (f HandlerFunc) HandleS2S(ctx context.Context, in *Inbound) wire.Record { return f(ctx, in) }
+func (f HandlerFunc) HandleS2S(ctx context.Context, in Inbound) wire.Record { return f(ctx, in) }
 
 // Inbound is one authorized record from a remote domain.
 type Inbound struct {
@@ -132,7 +132,7 @@ type Inbound struct {
 
 // Reply sends rec as the response to the request, later than HandleS2S
 // returned. It may be called once, from any goroutine.
-func (in *Inbound) Reply(ctx context.Context, rec wire.Record) error {
+func (in Inbound) Reply(ctx context.Context, rec wire.Record) error {
 	return in.conn.respond(ctx, in.tag, in.node, rec)
 }
 
@@ -257,6 +257,9 @@ func (s *Server) IsLocal(domain string) bool { return s.local[domain] }
 
 func (s *Server) linkConfig(inbound bool) link.Config {
 	lc := s.cfg.Link
+	if lc.ReadBuffer == 0 {
+		lc.ReadBuffer = 64 << 10 // server connections are few and busy
+	}
 	lc.Requests = s.reqs
 	lc.AcceptResponse = s.acceptResponse
 	lc.IdleTimeout = 0
@@ -334,7 +337,7 @@ func (s *Server) serveInbound(nc net.Conn) {
 		s.log.Info("inbound handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 		return
 	}
-	c := s.newConn(lc, false, "", "", nil)
+	c := s.newConn(lc, false, "", "", netip.AddrPort{}, nil)
 	s.Stats.InboundConns.Add(1)
 	defer s.Stats.InboundConns.Add(-1)
 	s.runConn(c)
@@ -361,7 +364,7 @@ func (s *Server) forget(c *sconn) {
 	c.mu.Lock()
 	claimed := slices.Collect(mapsKeys(c.claimed))
 	remotes := map[string]bool{}
-	for p := range c.authed {
+	for _, p := range c.pairs() {
 		remotes[p.remote] = true
 	}
 	c.mu.Unlock()
@@ -674,7 +677,7 @@ func (s *Server) dialAddr(ctx context.Context, remote, host string, ap netip.Add
 	if err != nil {
 		return nil, err
 	}
-	c := s.newConn(lc, true, remote, net.JoinHostPort(host, fmt.Sprint(ap.Port())), chain)
+	c := s.newConn(lc, true, remote, net.JoinHostPort(host, fmt.Sprint(ap.Port())), ap, chain)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -755,7 +758,7 @@ func (s *Server) Conns() []ConnInfo {
 		}
 		ci := ConnInfo{ID: c.ID(), Outbound: c.outbound, Remote: c.remote, Endpoint: c.endpoint, RemoteAddr: c.RemoteAddr().String()}
 		c.mu.Lock()
-		for p := range c.authed {
+		for _, p := range c.pairs() {
 			ci.Pairs = append(ci.Pairs, p.local+" "+p.remote)
 		}
 		ci.Draining = c.draining

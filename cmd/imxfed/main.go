@@ -156,7 +156,7 @@ func startDomain(name string, ip netip.Addr, dnsSrv *localdns.Server, out io.Wri
 		Logger:   logger.With("domain", name),
 		// Outgoing connections leave from the domain's own address.
 		Dial: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice()}}).DialContext,
-		Handler: s2s.HandlerFunc(func(_ context.Context, in *s2s.Inbound) wire.Record {
+		Handler: s2s.HandlerFunc(func(_ context.Context, in s2s.Inbound) wire.Record {
 			if m, ok := in.Record.(*wire.Message); ok {
 				_, body, _ := strings.Cut(string(m.MIME), "\r\n\r\n")
 				fmt.Fprintf(out, "  %s received from %s (authenticated domain %s): %q\n", name, m.From, in.From, body)

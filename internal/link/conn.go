@@ -55,6 +55,7 @@ var (
 // Defaults of Config.
 const (
 	DefaultQueueLen         = 1024
+	DefaultReadBuffer       = 4096
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultKeepAlive        = 30 * time.Second
@@ -77,6 +78,10 @@ type Config struct {
 	MaxBody uint32
 	// QueueLen is the capacity of the send queue, in records.
 	QueueLen int
+	// ReadBuffer is the size of the read buffer: larger means fewer
+	// system calls for busy connections, more memory for idle ones. 0:
+	// DefaultReadBuffer.
+	ReadBuffer int
 	// HandshakeTimeout bounds the HELLO exchange.
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds every write to the socket.
@@ -111,6 +116,9 @@ func (c Config) withDefaults() Config {
 	c.MaxBody = min(max(c.MaxBody, wire.MinFrameBody), wire.MaxFrameBody)
 	if c.QueueLen <= 0 {
 		c.QueueLen = DefaultQueueLen
+	}
+	if c.ReadBuffer <= 0 {
+		c.ReadBuffer = DefaultReadBuffer
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
@@ -162,8 +170,11 @@ type Conn struct {
 	reason   error       // why the connection ended
 	peerBye  *wire.Close // the peer's CLOSE, if it sent one
 
-	lastRecv   atomic.Int64 // unix nanos of the last frame received
-	lastActive atomic.Int64 // unix nanos of the last record other than PING/PONG
+	// Activity is counted, not timed, on the hot path: the timer notes
+	// when a counter last moved (recvSeen, activeSeen: unix nanos).
+	recvCount, activeCount atomic.Uint64
+	recvMark, activeMark   uint64 // the counters at the last check; timer only
+	recvSeen, activeSeen   int64
 	timerMu    sync.Mutex
 	timer      *time.Timer // keepalive and idle checks
 	pingCall   *Call       // the keepalive PING in flight
@@ -181,7 +192,7 @@ func newConn(nc net.Conn, cfg Config, initiator bool) *Conn {
 		cfg:       cfg,
 		id:        id,
 		initiator: initiator,
-		rd:        wire.NewReader(nc, cfg.MaxBody),
+		rd:        wire.NewReader(bufio.NewReaderSize(nc, cfg.ReadBuffer), cfg.MaxBody),
 		out:       make(chan wire.Record, cfg.QueueLen),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
@@ -189,8 +200,7 @@ func newConn(nc net.Conn, cfg Config, initiator bool) *Conn {
 	}
 	c.log = cfg.Logger.With("conn", id, "remote", nc.RemoteAddr().String())
 	now := time.Now().UnixNano()
-	c.lastRecv.Store(now)
-	c.lastActive.Store(now)
+	c.recvSeen, c.activeSeen = now, now
 	return c
 }
 
@@ -391,6 +401,11 @@ func (c *Conn) Send(ctx context.Context, rec wire.Record) error {
 		return ErrClosed
 	default:
 	}
+	select { // the common case, without the cost of a three-way select
+	case c.out <- rec:
+		return nil
+	default:
+	}
 	select {
 	case c.out <- rec:
 		return nil
@@ -514,13 +529,19 @@ func (c *Conn) checkTimers() {
 	default:
 	}
 	now := time.Now()
-	if c.cfg.IdleTimeout > 0 && now.Sub(time.Unix(0, c.lastActive.Load())) >= c.cfg.IdleTimeout {
+	if n := c.recvCount.Load(); n != c.recvMark {
+		c.recvMark, c.recvSeen = n, now.UnixNano()
+	}
+	if n := c.activeCount.Load(); n != c.activeMark {
+		c.activeMark, c.activeSeen = n, now.UnixNano()
+	}
+	if c.cfg.IdleTimeout > 0 && now.Sub(time.Unix(0, c.activeSeen)) >= c.cfg.IdleTimeout {
 		c.log.Debug("closing idle connection", "idle", c.cfg.IdleTimeout)
 		c.Close(wire.StatusIdle, "idle")
 		return
 	}
 	if ka := c.cfg.KeepAlive; ka > 0 {
-		silent := now.Sub(time.Unix(0, c.lastRecv.Load()))
+		silent := now.Sub(time.Unix(0, c.recvSeen))
 		switch {
 		case silent >= 2*ka:
 			c.log.Warn("peer not responding; dropping connection", "silent", silent.Round(time.Millisecond))
@@ -553,8 +574,7 @@ func (c *Conn) readLoop(h Handler) error {
 			}
 			return c.readErr(err)
 		}
-		now := time.Now().UnixNano()
-		c.lastRecv.Store(now)
+		c.recvCount.Add(1)
 		c.FramesIn.Add(1)
 		rec, err := c.dec.Decode(hd, body)
 		if err != nil {
@@ -581,7 +601,7 @@ func (c *Conn) readLoop(h Handler) error {
 			c.log.Debug("skipping unknown record type", "type", r.RecordType)
 			continue
 		}
-		c.lastActive.Store(now)
+		c.activeCount.Add(1)
 		if hd.Flags.Has(wire.FlagResponse) {
 			if !c.deliver(rec) {
 				c.log.Debug("response without a waiting request", "type", hd.Type, "tag", hd.Tag)
@@ -710,7 +730,7 @@ func (c *Conn) write(w *bufio.Writer, rec wire.Record) error {
 	switch rec.(type) {
 	case *wire.Ping, *wire.Pong:
 	default:
-		c.lastActive.Store(time.Now().UnixNano())
+		c.activeCount.Add(1)
 	}
 	return nil
 }
