@@ -114,6 +114,12 @@ func resetRecord(r decodeTarget) {
 		*r = GetAttrs{Names: r.Names[:0]}
 	case *Attrs:
 		*r = Attrs{Attrs: r.Attrs[:0]}
+	case *Login:
+		*r = Login{}
+	case *Session:
+		*r = Session{}
+	case *Send:
+		*r = Send{Attrs: r.Attrs[:0]}
 	}
 }
 

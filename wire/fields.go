@@ -453,6 +453,12 @@ func assign(s setter, f *field) {
 		r.set(f)
 	case *Attrs:
 		r.set(f)
+	case *Login:
+		r.set(f)
+	case *Session:
+		r.set(f)
+	case *Send:
+		r.set(f)
 	}
 }
 

@@ -108,6 +108,12 @@ func newRecord(t Type) decodeTarget {
 		return new(GetAttrs)
 	case TypeAttrs:
 		return new(Attrs)
+	case TypeLogin:
+		return new(Login)
+	case TypeSession:
+		return new(Session)
+	case TypeSend:
+		return new(Send)
 	}
 	panic("wire: newRecord of unknown type " + t.String()) // unreachable: callers check specOf first
 }
@@ -302,6 +308,49 @@ func (r *Attrs) set(f *field) {
 	case 1:
 		r.Target = f.text()
 	case 2:
+		r.Attrs = append(r.Attrs, f.attr())
+	}
+}
+
+func (r *Login) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.User = f.text()
+	case 2:
+		r.Password = string(f.val) // never interned: secrets do not outlive the record
+	case 3:
+		r.Session = f.val[:len(f.val):len(f.val)]
+	case 4:
+		r.Client = f.text()
+	case 5:
+		r.Remember = f.u == 1
+	}
+}
+
+func (r *Session) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.User = f.text()
+	case 2:
+		r.Session = f.val[:len(f.val):len(f.val)]
+	case 3:
+		r.Expires = uint32(f.u)
+	case 4:
+		r.ID = f.text()
+	}
+}
+
+func (r *Send) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.To = f.text()
+	case 2:
+		r.ContentType = f.text()
+	case 3:
+		r.Body = string(f.val) // bodies are not interned
+	case 4:
+		r.ID = f.val[:len(f.val):len(f.val)]
+	case 5:
 		r.Attrs = append(r.Attrs, f.attr())
 	}
 }

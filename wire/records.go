@@ -143,11 +143,33 @@ var (
 		attrs(2),
 	)
 
-	specs = func() [0x26]*recordSpec {
-		var a [0x26]*recordSpec
+	specLogin = newSpec(TypeLogin, "LOGIN", shapeRequest,
+		address(1, "user"),
+		text(2, "password", false, 1, MaxTextLen),
+		bytesF(3, "session", false, MinSecretLen, MaxSecretLen),
+		text(4, "client", false, 0, MaxSoftwareLen),
+		uintF(5, "remember", false, 0, 1),
+	)
+	specSession = newSpec(TypeSession, "SESSION", shapeResponse,
+		address(1, "user"),
+		bytesF(2, "session", false, MinSecretLen, MaxSecretLen),
+		uintF(3, "expires", false, 0, math.MaxUint32),
+		text(4, "id", false, 0, MaxNodeLen),
+	)
+	specSend = newSpec(TypeSend, "SEND", shapeRequest,
+		address(1, "to"),
+		text(2, "content-type", false, 0, MaxTokenLen),
+		text(3, "body", true, 1, MaxFrameBody),
+		bytesF(4, "id", false, 1, MaxMessageIDLen),
+		attrs(5),
+	)
+
+	specs = func() [0x103]*recordSpec {
+		var a [0x103]*recordSpec
 		for _, s := range []*recordSpec{specHello, specClose, specRedirect, specPing, specPong,
 			specResult, specDBToken, specDBVerify, specDBSecret, specDBOutcome, specMessage,
-			specSubscribe, specUnsubscribe, specNotify, specGetAttrs, specAttrs} {
+			specSubscribe, specUnsubscribe, specNotify, specGetAttrs, specAttrs,
+			specLogin, specSession, specSend} {
 			a[s.typ] = s
 		}
 		return a
@@ -359,6 +381,39 @@ type Attrs struct {
 	Attrs  []Attr
 }
 
+// Login opens a client session (client API): with a password, or with a
+// session token from an earlier Session. Answered by Session, or RESULT
+// auth-failed.
+type Login struct {
+	Head
+	User     string // the user's address
+	Password string
+	Session  []byte // a token from an earlier Session, instead of Password
+	Client   string // the client's name and version, for the session list
+	Remember bool   // ask for a session token to log in again later
+}
+
+// Session answers a successful Login.
+type Session struct {
+	Head
+	User    string // the normalised address logged in
+	Session []byte // the session token, when Login asked to be remembered
+	Expires uint32 // the token's lifetime in seconds
+	ID      string // this session's id, for logs and the session list
+}
+
+// Send is a client's instant message (client API): the server builds the
+// MIME message of §5 from it and routes it. Answered by RESULT with the
+// message's final outcome.
+type Send struct {
+	Head
+	To          string // the recipient's address
+	ContentType string // "text/plain" (default) or "text/html-lite"
+	Body        string
+	ID          []byte // the client's id for the message; a retry reuses it
+	Attrs       []Attr // extra X- headers: name "x-…", value
+}
+
 // Unknown is a record of a type this package does not know, received
 // without FlagMustUnderstand. It is kept whole so that it can be logged,
 // counted or forwarded.
@@ -384,6 +439,9 @@ func (*Unsubscribe) Type() Type { return TypeUnsubscribe }
 func (*Notify) Type() Type      { return TypeNotify }
 func (*GetAttrs) Type() Type    { return TypeGetAttrs }
 func (*Attrs) Type() Type       { return TypeAttrs }
+func (*Login) Type() Type       { return TypeLogin }
+func (*Session) Type() Type     { return TypeSession }
+func (*Send) Type() Type        { return TypeSend }
 func (u *Unknown) Type() Type   { return u.RecordType }
 
 func (*Hello) isRecord()       {}
@@ -402,6 +460,9 @@ func (*Unsubscribe) isRecord() {}
 func (*Notify) isRecord()      {}
 func (*GetAttrs) isRecord()    {}
 func (*Attrs) isRecord()       {}
+func (*Login) isRecord()       {}
+func (*Session) isRecord()     {}
+func (*Send) isRecord()        {}
 func (*Unknown) isRecord()     {}
 
 // AppendBinary implements Record.
@@ -553,6 +614,40 @@ func (r *Attrs) AppendBinary(b []byte) ([]byte, error) {
 	e := begin(b, specAttrs, r.Head)
 	e.text(1, r.Target)
 	e.attrs(2, r.Attrs)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Login) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specLogin, r.Head)
+	e.text(1, r.User)
+	e.text(2, r.Password)
+	e.bytes(3, r.Session)
+	e.text(4, r.Client)
+	if r.Remember {
+		e.uint(5, 1)
+	}
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Session) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specSession, r.Head)
+	e.text(1, r.User)
+	e.bytes(2, r.Session)
+	e.uint(3, uint64(r.Expires))
+	e.text(4, r.ID)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Send) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specSend, r.Head)
+	e.text(1, r.To)
+	e.text(2, r.ContentType)
+	e.text(3, r.Body)
+	e.bytes(4, r.ID)
+	e.attrs(5, r.Attrs)
 	return e.finish(r.Head)
 }
 

@@ -71,7 +71,13 @@ const (
 	TypeGetAttrs    Type = 0x0024 // 1:requester(t) 2:target(t) 3:name(t)*
 	TypeAttrs       Type = 0x0025 // 1:target(t) 2:attr(a)*
 
-	// FirstClientType and LastClientType bound the range reserved for the
+	// Client-only records (docs/client-api.md); servers refuse them on
+	// server connections.
+	TypeLogin   Type = 0x0100 // 1:user(t) 2:password(t)? 3:session(b)? 4:client(t)? 5:remember(u)?
+	TypeSession Type = 0x0101 // 1:user(t) 2:session(b)? 3:expires(u)? 4:id(t)?
+	TypeSend    Type = 0x0102 // 1:to(t) 2:content-type(t)? 3:body(t) 4:id(b)? 5:attr(a)*
+
+	// FirstClientType and LastClientType bound the range of the
 	// client-only records of the client API.
 	FirstClientType Type = 0x0100
 	LastClientType  Type = 0x01FF

@@ -472,6 +472,12 @@ func normalize(r Record) Record {
 			c.Attrs = nil
 		}
 		return &c
+	case *Send:
+		c := *r
+		if len(c.Attrs) == 0 {
+			c.Attrs = nil
+		}
+		return &c
 	}
 	return r
 }
