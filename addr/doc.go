@@ -21,10 +21,11 @@
 // RFC 8265 ([precis.UsernameCaseMapped]): full-width and half-width
 // characters are mapped to their ordinary forms, letters are lower-cased and
 // the result is put in Unicode normalisation form C. The profile's
-// IdentifierClass allows letters, digits and ASCII punctuation, and disallows
-// spaces, control characters, symbols and compatibility characters such as
-// ligatures or Roman numerals. So "Alice", "ALICE" and "ＡＬＩＣＥ" are all the
-// local part "alice". The normalised local part is at most [MaxLocalLen]
+// IdentifierClass allows the letters and digits of every script and all
+// printable ASCII (the at-sign aside, see above), and disallows spaces,
+// control characters, symbols and compatibility characters such as ligatures
+// or Roman numerals. So "Alice", "ALICE" and "ＡＬＩＣＥ" are all the local part
+// "alice". The normalised local part is at most [MaxLocalLen]
 // octets of UTF-8.
 //
 // The x/text implementation applies the Bidi Rule of RFC 5893 to every local
@@ -47,7 +48,9 @@
 //   - Internationalised names are converted to IDNA A-labels with the lookup
 //     mapping of UTS #46 and the validity rules of IDNA2008 (RFC 5891):
 //     "Bücher.Example" becomes "xn--bcher-kva.example". Input that is already
-//     an A-label must be a valid one.
+//     an A-label must be a valid one, and so must the A-labels that mapping
+//     produces (a name such as "aℵ", which maps to the invalid "aא", is
+//     rejected).
 //   - The result is lower-case LDH syntax (RFC 1034, RFC 1123): each label is
 //     1 to 63 octets of letters, digits and hyphens, and does not begin or end
 //     with a hyphen. Labels with hyphens in both the third and fourth

@@ -100,6 +100,15 @@ func normDomain(s string) (string, *Error) {
 	if err != nil {
 		return "", fail(ErrInvalidDomain, idnaDetail(d, err))
 	}
+	if a != d {
+		// Check the A-labels as a lookup of them would. x/net/idna applies
+		// the Bidi Rule before the UTS #46 mapping (golang/go#81525), so
+		// "aℵ" passes though it maps to "aא", which fails the rule and so
+		// would not parse again.
+		if again, err := idnaProfile.ToASCII(a); err != nil || again != a {
+			return "", fail(ErrInvalidDomain, fmt.Sprintf("maps to %q, which IDNA rejects", shorten(a)))
+		}
+	}
 	// A non-ASCII name may end in a dot only after mapping ("example。").
 	a = strings.TrimSuffix(a, ".")
 	if a == "" {
