@@ -496,3 +496,32 @@ func TestResponseFromWrongDomainDropped(t *testing.T) {
 		t.Fatalf("alpha took %#v, want beta's own answer (count 7)", resp)
 	}
 }
+
+// TestRedirectLoopIgnored: a redirect back to a host already on the chain
+// is not followed.
+func TestRedirectLoopIgnored(t *testing.T) {
+	w := imxtest.NewWorld(t)
+	alpha := w.StartNode(imxtest.NodeConfig{Domains: []string{"alpha.example"}})
+	beta1 := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}})
+	beta2 := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, NoPublish: true})
+	w.DNS.SetSRV("beta.example",
+		imxtest.SRV{Priority: 10, Weight: 1, Port: beta1.Addr.Port(), Target: beta1.Name},
+		imxtest.SRV{Priority: 20, Weight: 1, Port: beta2.Addr.Port(), Target: beta2.Name})
+	mustDeliver(t, alpha, "alpha.example", "beta.example", message("a@alpha.example", "b@beta.example", "1"))
+	beta1.Server.Redirect(beta2.Name, beta2.Addr.Port(), "go to 2")
+	imxtest.WaitFor(t, 5*time.Second, 5*time.Millisecond, func() bool { return alpha.Server.Stats.Redirects.Load() == 1 })
+	// beta2 sends alpha back where it came from: a loop.
+	beta2.Server.Redirect(beta1.Name, beta1.Addr.Port(), "go to 1")
+	mustDeliver(t, alpha, "alpha.example", "beta.example", message("a@alpha.example", "b@beta.example", "2"))
+	imxtest.WaitFor(t, 5*time.Second, 5*time.Millisecond, func() bool {
+		for _, c := range alpha.Server.Conns() {
+			if c.Outbound && c.Endpoint == net.JoinHostPort(beta2.Name, fmt.Sprint(beta2.Addr.Port())) {
+				return true
+			}
+		}
+		return false
+	})
+	if n := alpha.Server.Stats.Redirects.Load(); n != 1 {
+		t.Errorf("followed %d redirects, want 1 (the loop back must be ignored)", n)
+	}
+}
