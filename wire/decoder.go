@@ -1,5 +1,7 @@
 package wire
 
+import "encoding/binary"
+
 // Interning bounds of a Decoder.
 const (
 	internMaxLen     = MaxAddressLen // longer strings are not interned
@@ -8,29 +10,36 @@ const (
 
 // interner returns one shared string for equal byte strings, so that the
 // addresses and domains that recur on a connection are allocated once. A
-// small direct-mapped table answers the common case without hashing into
-// the map; the map behind it is bounded: when full it starts over.
+// small two-way table answers the common case without hashing into the
+// map; the map behind it is bounded: when full it starts over.
 type interner struct {
 	slots [256]string
 	m     map[string]string
+	flip  bool // which candidate slot the next eviction takes
 }
 
 func (in *interner) get(b []byte) string {
-	// FNV-1a over at most the first and last 8 bytes picks the slot.
-	h := uint32(2166136261) ^ uint32(len(b))
-	for i, c := range b {
-		if i == 8 && len(b) > 16 {
-			b2 := b[len(b)-8:]
-			for _, c := range b2 {
-				h = (h ^ uint32(c)) * 16777619
-			}
-			break
+	// The slots are picked by a multiplicative hash of the length and of
+	// the first and last 8 bytes: cheap, and enough to tell apart the
+	// few strings that recur on one connection.
+	var x, y uint64
+	if len(b) >= 8 {
+		x = binary.LittleEndian.Uint64(b)
+		y = binary.LittleEndian.Uint64(b[len(b)-8:])
+	} else {
+		for _, c := range b {
+			x = x<<8 | uint64(c)
 		}
-		h = (h ^ uint32(c)) * 16777619
 	}
-	slot := &in.slots[byte(h^h>>8^h>>16)]
-	if *slot == string(b) { // no allocation for the comparison
-		return *slot
+	h := uint32((x*0x9E3779B97F4A7C15 ^ y*0xC2B2AE3D27D4EB4F ^ uint64(len(b))) * 0x165667B19E3779F9 >> 40)
+	// Two candidate slots, so that two strings that collide in one (say a
+	// connection's usual sender and recipient) can both stay.
+	a, b2 := &in.slots[byte(h)], &in.slots[byte(h>>8)]
+	if *a == string(b) { // no allocation for the comparison
+		return *a
+	}
+	if *b2 == string(b) {
+		return *b2
 	}
 	s, ok := in.m[string(b)] // no allocation for the lookup
 	if !ok {
@@ -45,7 +54,17 @@ func (in *interner) get(b []byte) string {
 		}
 	}
 	if len(b) <= internMaxLen {
-		*slot = s
+		switch {
+		case *a == "":
+			*a = s
+		case *b2 == "":
+			*b2 = s
+		case in.flip:
+			*b2 = s
+		default:
+			*a = s
+		}
+		in.flip = !in.flip
 	}
 	return s
 }
