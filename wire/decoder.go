@@ -18,7 +18,30 @@ type interner struct {
 	flip  bool // which candidate slot the next eviction takes
 }
 
+// get returns the interned string for b, which the caller has validated.
 func (in *interner) get(b []byte) string {
+	s, ok, a, b2 := in.find(b)
+	if ok {
+		return s
+	}
+	return in.insert(b, a, b2)
+}
+
+// find looks b up in the two-way table. A hit means that b equals a string
+// validated before; on a miss it returns the candidate slots for insert.
+func (in *interner) find(b []byte) (s string, ok bool, a, b2 *string) {
+	a, b2 = in.candidates(b)
+	if *a == string(b) { // no allocation for the comparison
+		return *a, true, nil, nil
+	}
+	if *b2 == string(b) {
+		return *b2, true, nil, nil
+	}
+	return "", false, a, b2
+}
+
+// candidates returns the two slots where b may be.
+func (in *interner) candidates(b []byte) (*string, *string) {
 	// The slots are picked by a multiplicative hash of the length and of
 	// the first and last 8 bytes: cheap, and enough to tell apart the
 	// few strings that recur on one connection.
@@ -34,13 +57,11 @@ func (in *interner) get(b []byte) string {
 	h := uint32((x*0x9E3779B97F4A7C15 ^ y*0xC2B2AE3D27D4EB4F ^ uint64(len(b))) * 0x165667B19E3779F9 >> 40)
 	// Two candidate slots, so that two strings that collide in one (say a
 	// connection's usual sender and recipient) can both stay.
-	a, b2 := &in.slots[byte(h)], &in.slots[byte(h>>8)]
-	if *a == string(b) { // no allocation for the comparison
-		return *a
-	}
-	if *b2 == string(b) {
-		return *b2
-	}
+	return &in.slots[byte(h)], &in.slots[byte(h>>8)]
+}
+
+// insert interns b, which is in neither candidate slot.
+func (in *interner) insert(b []byte, a, b2 *string) string {
 	s, ok := in.m[string(b)] // no allocation for the lookup
 	if !ok {
 		s = string(b)

@@ -48,6 +48,7 @@ type fieldSpec struct {
 	req   bool   // must appear (at least once, when rep)
 	rep   bool   // may appear more than once
 	token bool   // text is a token: [a-z0-9._-]+
+	once  bool   // text is not interned: secrets, message bodies
 	min   uint64 // uint: least value; others: least length
 	max   uint64 // uint: greatest value; others: greatest length
 }
@@ -238,6 +239,8 @@ type field struct {
 	aname []byte // KindAttr: the name
 	aval  []byte // KindAttr: the value
 	in    *interner
+	s     string // KindText with an interner: the interned value
+	hasS  bool
 }
 
 // str returns the field's value as a string, interned when the field comes
@@ -249,7 +252,12 @@ func (f *field) str(b []byte) string {
 	return string(b)
 }
 
-func (f *field) text() string { return f.str(f.val) }
+func (f *field) text() string {
+	if f.hasS {
+		return f.s
+	}
+	return f.str(f.val)
+}
 func (f *field) attr() Attr   { return Attr{Name: f.str(f.aname), Value: f.str(f.aval)} }
 
 // isToken reports whether b is a non-empty run of [a-z0-9._-].
@@ -335,7 +343,7 @@ func walk(rs *recordSpec, flags Flags, body []byte, head *Head, s setter, in *in
 			return formatErr(rs.typ, fs.name, ErrDuplicateField, "")
 		}
 		seen |= bit
-		f.spec, f.val = fs, val
+		f.spec, f.val, f.hasS = fs, val, false
 		if err := decodeValue(rs, &f); err != nil {
 			return err
 		}
@@ -407,11 +415,23 @@ func decodeValue(rs *recordSpec, f *field) error {
 		return formatErr(rs.typ, fs.name, ErrOutOfRange, "length "+itoa(n)+" not in "+itoa(fs.min)+".."+itoa(fs.max))
 	}
 	if fs.kind == KindText {
+		var a, b2 *string
+		if f.in != nil && !fs.token && !fs.once && len(f.val) <= internMaxLen {
+			// A string seen before on this connection was valid then.
+			var ok bool
+			if f.s, ok, a, b2 = f.in.find(f.val); ok {
+				f.hasS = true
+				return nil
+			}
+		}
 		if fs.token && !isToken(f.val) {
 			return formatErr(rs.typ, fs.name, ErrOutOfRange, "not a token of [a-z0-9._-]")
 		}
 		if !utf8.Valid(f.val) {
 			return formatErr(rs.typ, fs.name, ErrInvalidUTF8, "")
+		}
+		if a != nil {
+			f.s, f.hasS = f.in.insert(f.val, a, b2), true
 		}
 	}
 	return nil

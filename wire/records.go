@@ -145,7 +145,7 @@ var (
 
 	specLogin = newSpec(TypeLogin, "LOGIN", shapeRequest,
 		address(1, "user"),
-		text(2, "password", false, 1, MaxTextLen),
+		fieldSpec{key: 2, name: "password", kind: KindText, once: true, min: 1, max: MaxTextLen},
 		bytesF(3, "session", false, MinSecretLen, MaxSecretLen),
 		text(4, "client", false, 0, MaxSoftwareLen),
 		uintF(5, "remember", false, 0, 1),
@@ -159,7 +159,7 @@ var (
 	specSend = newSpec(TypeSend, "SEND", shapeRequest,
 		address(1, "to"),
 		text(2, "content-type", false, 0, MaxTokenLen),
-		text(3, "body", true, 1, MaxFrameBody),
+		fieldSpec{key: 3, name: "body", kind: KindText, req: true, once: true, min: 1, max: MaxFrameBody},
 		bytesF(4, "id", false, 1, MaxMessageIDLen),
 		attrs(5),
 	)

@@ -585,3 +585,38 @@ func BenchmarkEncodeDecoderMessage(b *testing.B) {
 		}
 	}
 }
+
+// TestInternedTextStillChecked: a string interned from one field does not
+// let an invalid value through another: a token field still checks its
+// syntax, and passwords are never interned.
+func TestInternedTextStillChecked(t *testing.T) {
+	var d Decoder
+	dec := func(r Record) (Record, error) {
+		b := encode(t, r)
+		h, _ := ParseHeader(b)
+		return d.Decode(h, b[HeaderLen:])
+	}
+	if _, err := dec(&Close{Text: "TLS"}); err != nil {
+		t.Fatal(err)
+	}
+	// A HELLO whose capability is the interned "TLS": upper case is not a
+	// token.
+	b := encode(t, &Hello{Head: Head{Tag: 1}, MinVersion: 1, MaxVersion: 1, Capabilities: []string{"tls"}})
+	i := bytes.Index(b, []byte("tls"))
+	copy(b[i:], "TLS")
+	h, _ := ParseHeader(b)
+	if _, err := d.Decode(h, b[HeaderLen:]); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("capability TLS after interning TLS: %v", err)
+	}
+	if _, err := dec(&Login{Head: Head{Tag: 1}, User: "a@b", Password: "hunter22"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range d.in.slots {
+		if s == "hunter22" {
+			t.Error("a password was interned")
+		}
+	}
+	if _, ok := d.in.m["hunter22"]; ok {
+		t.Error("a password was interned")
+	}
+}
