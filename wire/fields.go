@@ -258,7 +258,7 @@ func (f *field) text() string {
 	}
 	return f.str(f.val)
 }
-func (f *field) attr() Attr   { return Attr{Name: f.str(f.aname), Value: f.str(f.aval)} }
+func (f *field) attr() Attr { return Attr{Name: f.str(f.aname), Value: f.str(f.aval)} }
 
 // isToken reports whether b is a non-empty run of [a-z0-9._-].
 func isToken[T string | []byte](b T) bool {
