@@ -1,0 +1,167 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Group commit. The writes of the hot paths (claiming and settling a
+// received message, putting and removing an outbox entry) are single
+// statements. Each caller hands its statement to the committer goroutine,
+// which runs every statement waiting at that moment in one transaction and
+// commits once: under load, many callers share one commit, which is what a
+// commit costs. A caller that finds nobody else waiting runs alone, in
+// autocommit mode, at the price of one channel hand-off.
+
+// maxBatch bounds the statements of one transaction, so that a long queue
+// does not hold the write connection for long.
+const maxBatch = 128
+
+// errClosed is the error of a batched write after Close.
+var errClosed = errors.New("store closed")
+
+type batchReq struct {
+	ctx  context.Context
+	stmt stmtID
+	args []any
+	done chan batchRes // buffered: the committer never blocks on it
+}
+
+type batchRes struct {
+	n   int64 // rows affected
+	err error
+}
+
+// execBatched runs the statement id with args in the next group commit and
+// returns the number of rows it affected. Once the statement is handed to
+// the committer, execBatched waits for its outcome even if ctx ends: the
+// committer checks ctx before it runs the statement, and a statement that
+// ran is reported as it ran, never as canceled.
+func (s *Store) execBatched(ctx context.Context, id stmtID, args ...any) (int64, error) {
+	req := &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1)}
+	select {
+	case s.reqs <- req:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.quit:
+		return 0, errClosed
+	}
+	select {
+	case res := <-req.done:
+		return res.n, res.err
+	case <-s.committerDone:
+		// The committer stopped; it may have answered just before.
+		select {
+		case res := <-req.done:
+			return res.n, res.err
+		default:
+			return 0, errClosed
+		}
+	}
+}
+
+// committer runs the group commits until quit is closed.
+func (s *Store) committer() {
+	defer close(s.committerDone)
+	batch := make([]*batchReq, 0, maxBatch)
+	for {
+		select {
+		case req := <-s.reqs:
+			batch = append(batch[:0], req)
+		case <-s.quit:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-s.reqs:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		s.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch runs the statements of batch in one transaction (or, for one
+// statement, in autocommit mode) and answers every request.
+func (s *Store) runBatch(batch []*batchReq) {
+	ctx := context.Background() // each request's own context is checked below
+	if len(batch) == 1 {
+		req := batch[0]
+		var res batchRes
+		if res.err = req.ctx.Err(); res.err == nil {
+			res.n, res.err = rowsAffected(s.stmts[req.stmt].ExecContext(ctx, req.args...))
+		}
+		req.done <- res
+		return
+	}
+
+	results := make([]batchRes, len(batch))
+	answer := func() {
+		for i, req := range batch {
+			req.done <- results[i]
+		}
+	}
+	fail := func(from int, err error) {
+		for i := from; i < len(batch); i++ {
+			if results[i].err == nil {
+				results[i] = batchRes{err: err}
+			}
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		fail(0, err)
+		answer()
+		return
+	}
+	for i, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			results[i].err = err
+			continue
+		}
+		n, err := rowsAffected(tx.StmtContext(ctx, s.stmts[req.stmt]).ExecContext(ctx, req.args...))
+		if err != nil && isConstraint(err) {
+			// SQLite undid this statement alone; the transaction goes on.
+			results[i].err = err
+			continue
+		}
+		if err != nil {
+			// Other errors (I/O, full disk) may have rolled the whole
+			// transaction back: run nothing more in it.
+			tx.Rollback()
+			results[i].err = err
+			fail(i+1, fmt.Errorf("transaction aborted by an earlier statement: %w", err))
+			answer()
+			return
+		}
+		results[i].n = n
+	}
+	if err := tx.Commit(); err != nil {
+		fail(0, err)
+		for i := range results {
+			results[i].n = 0
+		}
+	}
+	answer()
+}
+
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// isConstraint reports whether err is the violation of a constraint, an
+// error after which SQLite has undone the failing statement only.
+func isConstraint(err error) bool {
+	return sqliteCode(err)&0xff == sqlite3.SQLITE_CONSTRAINT
+}

@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/imxproject/imx/store"
+)
+
+// Options configure a Store. The zero value of each field means its
+// documented default.
+type Options struct {
+	// Password are the argon2id parameters of new password hashes.
+	// Zero: store.DefaultPasswordParams. Tests use cheap ones.
+	Password store.PasswordParams
+
+	// BusyTimeout is how long a statement waits for a lock that another
+	// process holds on the database (SQLite's busy_timeout) before it
+	// fails. Zero: 5 seconds. Within one Store, writers queue for the one
+	// write connection instead, in the order database/sql grants it.
+	BusyTimeout time.Duration
+
+	// Readers bounds the connections of the read pool. Zero: 4.
+	Readers int
+}
+
+// Defaults of Options.
+const (
+	DefaultBusyTimeout = 5 * time.Second
+	DefaultReaders     = 4
+)
+
+// Store is the SQLite store. Make one with Open; it is safe for concurrent
+// use, and its methods are documented on the interfaces of package store
+// that it implements.
+type Store struct {
+	path string
+	w    *sql.DB // the one write connection
+	r    *sql.DB // the read pool
+	pw   store.PasswordParams
+
+	stmts [numStmts]*sql.Stmt // the hot statements, prepared on w
+
+	// The group commit of the hot statements (batch.go).
+	reqs          chan *batchReq
+	quit          chan struct{} // closed by Close
+	committerDone chan struct{} // closed when the committer returns
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the database file at path, creating it if it does not exist,
+// brings its schema up to date (see Schema in the package documentation)
+// and returns the Store. The file's directory must exist. A database whose
+// schema is newer than this program knows fails with an error wrapping
+// ErrSchemaTooNew.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	s, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: empty path", store.ErrInvalid)
+	}
+	if opts.Password == (store.PasswordParams{}) {
+		opts.Password = store.DefaultPasswordParams
+	}
+	if err := opts.Password.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.BusyTimeout == 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	if opts.BusyTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative busy timeout %v", store.ErrInvalid, opts.BusyTimeout)
+	}
+	if opts.Readers == 0 {
+		opts.Readers = DefaultReaders
+	}
+	if opts.Readers < 0 {
+		return nil, fmt.Errorf("%w: negative reader count %d", store.ErrInvalid, opts.Readers)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+
+	// The writer: WAL, synchronous=NORMAL, foreign keys, and transactions
+	// that take the write lock when they begin (BEGIN IMMEDIATE), so that
+	// a transaction never fails halfway on a lock it could not upgrade.
+	w, err := sql.Open("sqlite", dsn(abs, url.Values{
+		"_busy_timeout": {busy},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"NORMAL"},
+		"_foreign_keys": {"on"},
+		"_txlock":       {"immediate"},
+	}))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, w, migrationFiles); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	// The readers: query_only, so that a write sent to the wrong pool
+	// fails instead of competing with the writer.
+	r, err := sql.Open("sqlite", dsn(abs, url.Values{
+		"_busy_timeout": {busy},
+		"_foreign_keys": {"on"},
+		"_query_only":   {"on"},
+	}))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(opts.Readers)
+	r.SetMaxIdleConns(opts.Readers)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	st := &Store{
+		path:          abs,
+		w:             w,
+		r:             r,
+		pw:            opts.Password,
+		reqs:          make(chan *batchReq, maxBatch),
+		quit:          make(chan struct{}),
+		committerDone: make(chan struct{}),
+	}
+	go st.committer()
+	for i, q := range stmtSQL {
+		if st.stmts[i], err = w.PrepareContext(ctx, q); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+	}
+	return st, nil
+}
+
+// The statements of the hot paths (a message received, a message sent),
+// prepared once on the write connection instead of at every call, and run
+// by the group commit (execBatched).
+type stmtID int
+
+const (
+	stmtClaim stmtID = iota
+	stmtSettle
+	stmtOutboxPut
+	stmtOutboxDone
+	numStmts
+)
+
+var stmtSQL = [numStmts]string{
+	stmtClaim:  `INSERT INTO claims (origin, id, received) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+	stmtSettle: `UPDATE claims SET status = ?, count = ? WHERE origin = ? AND id = ? AND status IS NULL`,
+	stmtOutboxPut: `INSERT INTO outbox (id, sender, recipient, mime, created, attempts, next_attempt, last_error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	stmtOutboxDone: `DELETE FROM outbox WHERE id = ?`,
+}
+
+// dsn is the modernc.org/sqlite data source name of the file at the
+// absolute path abs: a file: URI, so that any character of the path (a '?'
+// or '#' among them) is escaped, with the driver's parameters as its query.
+func dsn(abs string, params url.Values) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params.Encode()}
+	return u.String()
+}
+
+// Path returns the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close stops the group commit, then closes the read pool and the write
+// connection. The last connection to close checkpoints the write-ahead log
+// into the database file. Calling Close again does nothing and returns nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.committerDone
+		var errs []error
+		for _, st := range s.stmts {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+		s.closeErr = errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+		if s.closeErr != nil {
+			s.closeErr = fmt.Errorf("store/sqlite: close %s: %w", s.path, s.closeErr)
+		}
+	})
+	return s.closeErr
+}
+
+// write runs fn in a write transaction and commits it if fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// sqliteCode returns the extended result code of a SQLite error, or 0.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// isUnique reports whether err is the violation of a UNIQUE or PRIMARY KEY
+// constraint.
+func isUnique(err error) bool {
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// micro and fromMicro convert times to and from the INTEGER microseconds
+// since the Unix epoch of the schema.
+func micro(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// limitArg turns the limit convention of package store (below 1: all) into
+// SQLite's (negative: all).
+func limitArg(limit int) int {
+	if limit < 1 {
+		return -1
+	}
+	return limit
+}
