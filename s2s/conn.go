@@ -528,7 +528,9 @@ func (s *Server) onDBSecret(c *sconn, r *wire.DBSecret) {
 		// An unsolicited, replayed, expired or misdirected secret
 		// authenticates nothing.
 		c.refuse(0, wire.StatusAuthFailed, "dial-back secret rejected", "from", r.From, "to", r.To, "err", err)
-		if v != nil && errors.Is(err, dialback.ErrWrongSecret) {
+		if v != nil {
+			// A wrong secret ends this connection's own verification of
+			// the pair at once, rather than at its deadline.
 			select {
 			case v.result <- false:
 			default:

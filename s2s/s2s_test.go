@@ -525,3 +525,114 @@ func TestRedirectLoopIgnored(t *testing.T) {
 		t.Errorf("followed %d redirects, want 1 (the loop back must be ignored)", n)
 	}
 }
+
+// rawDomain is a hand-driven server of a domain published in DNS: it
+// accepts the dial-back connections (connection 2) of the server under test
+// and answers each DB-VERIFY with RESULT ok, passing the secret on.
+type rawDomain struct {
+	ln      net.Listener
+	secrets chan []byte
+}
+
+func startRawDomain(t *testing.T, w *imxtest.World, domain string) *rawDomain {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := &rawDomain{ln: ln, secrets: make(chan []byte, 16)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Go(func() {
+				defer nc.Close()
+				r := &rawConn{t: t, nc: nc, w: bufio.NewWriter(nc), rd: wire.NewReader(nc, 0)}
+				for {
+					_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+					rec, err := r.rd.ReadRecord()
+					if err != nil {
+						return
+					}
+					var out wire.Record
+					switch m := rec.(type) {
+					case *wire.Hello:
+						out = &wire.Hello{Head: wire.Head{Tag: m.Tag, Flags: wire.FlagResponse}, MinVersion: 1, MaxVersion: 1, Capabilities: []string{"dialback"}}
+					case *wire.DBVerify:
+						rd.secrets <- append([]byte(nil), m.Secret...)
+						out = &wire.Result{Head: wire.Head{Tag: m.Tag}, Code: wire.StatusOK}
+					case *wire.Ping:
+						out = &wire.Pong{Head: wire.Head{Tag: m.Tag}}
+					default:
+						continue
+					}
+					if wire.WriteRecord(r.w, out) != nil || r.w.Flush() != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	ap := ln.Addr().(*net.TCPAddr)
+	w.DNS.SetA("raw."+domain, ap.AddrPort().Addr())
+	w.DNS.SetSRV(domain, imxtest.SRV{Priority: 1, Port: uint16(ap.Port), Target: "raw." + domain})
+	return rd
+}
+
+// TestReplayedSecretRefused: a secret that authenticated one connection
+// does not authenticate another, even for the same pair.
+func TestReplayedSecretRefused(t *testing.T) {
+	w := imxtest.NewWorld(t)
+	beta := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}})
+	raw := startRawDomain(t, w, "raw.example")
+	outcome := func(r *rawConn, tag uint32) *wire.DBOutcome {
+		t.Helper()
+		rec := r.recv()
+		o, ok := rec.(*wire.DBOutcome)
+		if !ok || o.Tag != tag {
+			t.Fatalf("got %#v, want DB-OUTCOME for tag %d", rec, tag)
+		}
+		return o
+	}
+	// Connection 1: a real dial-back, with the secret relayed by hand.
+	c1 := dialRaw(t, beta)
+	c1.send(&wire.DBToken{Head: wire.Head{Tag: 5}, From: "raw.example", To: "beta.example", Token: []byte("token-1")})
+	secret := <-raw.secrets
+	c1.send(&wire.DBSecret{From: "raw.example", To: "beta.example", Secret: secret})
+	if o := outcome(c1, 5); o.Code != wire.StatusOK {
+		t.Fatalf("honest dial-back failed: %v %s", o.Code, o.Text)
+	}
+	// Another connection replays that secret instead of its own.
+	c2 := dialRaw(t, beta)
+	c2.send(&wire.DBToken{Head: wire.Head{Tag: 6}, From: "raw.example", To: "beta.example", Token: []byte("token-2")})
+	<-raw.secrets // the fresh secret, withheld
+	c2.send(&wire.DBSecret{From: "raw.example", To: "beta.example", Secret: secret})
+	if o := outcome(c2, 6); o.Code == wire.StatusOK {
+		t.Fatal("a replayed secret authenticated a second connection")
+	}
+	m := message("x@raw.example", "b@beta.example", "after replay")
+	m.Tag = 7
+	c2.send(m)
+	c2.expectResult(7, wire.StatusNotAuthorized)
+	// The honest connection still works.
+	m.Tag = 8
+	c1.send(m)
+	c1.expectResult(8, wire.StatusDelivered)
+}
