@@ -66,6 +66,9 @@ const (
 	// writeBatch is how many queued frames the writer encodes before it
 	// flushes.
 	writeBatch = 128
+	// maxKeptFrame is the largest frame buffer a FramePerWrite writer
+	// keeps for the next frame; a larger one is dropped after its write.
+	maxKeptFrame = 2 << 10
 )
 
 // Config configures a connection. The zero value gives the defaults.
@@ -107,6 +110,15 @@ type Config struct {
 	AcceptResponse func(c *Conn, call *Call) bool
 	// Logger receives the connection's log lines; nil discards them.
 	Logger *slog.Logger
+	// FramePerWrite makes the writer encode each record into a reusable
+	// buffer and hand it to the connection in one Write call of exactly
+	// that frame, instead of batching frames through a 16 KiB buffered
+	// writer that may split a large frame across Writes. It is for
+	// transports that carry one frame per message, such as the client
+	// API's WebSocket, and saves the write buffer of idle connections:
+	// the frame buffer is allocated on the first write and kept only up
+	// to maxKeptFrame bytes.
+	FramePerWrite bool
 }
 
 func (c Config) withDefaults() Config {
@@ -175,10 +187,10 @@ type Conn struct {
 	recvCount, activeCount atomic.Uint64
 	recvMark, activeMark   uint64 // the counters at the last check; timer only
 	recvSeen, activeSeen   int64
-	timerMu    sync.Mutex
-	timer      *time.Timer // keepalive and idle checks
-	pingCall   *Call       // the keepalive PING in flight
-	violations int
+	timerMu                sync.Mutex
+	timer                  *time.Timer // keepalive and idle checks
+	pingCall               *Call       // the keepalive PING in flight
+	violations             int
 
 	// Stats, for metrics.
 	FramesIn, FramesOut atomic.Uint64
@@ -669,10 +681,46 @@ func shortErr(err error) string {
 	return "invalid frame"
 }
 
+// frameWriter receives the writer's encoded frames: a *bufio.Writer that
+// batches them, or a *messageWriter that writes each one whole
+// (Config.FramePerWrite).
+type frameWriter interface {
+	// AvailableBuffer returns an empty buffer to append one frame to.
+	AvailableBuffer() []byte
+	Write(b []byte) (int, error)
+	Flush() error
+}
+
+// messageWriter writes each frame to the connection in one Write call,
+// and keeps the buffer it was encoded in for the next frame.
+type messageWriter struct {
+	nc  net.Conn
+	buf []byte
+}
+
+func (m *messageWriter) AvailableBuffer() []byte { return m.buf[:0] }
+
+func (m *messageWriter) Write(b []byte) (int, error) {
+	if cap(b) <= maxKeptFrame {
+		m.buf = b[:0]
+	} else {
+		m.buf = nil
+	}
+	return m.nc.Write(b)
+}
+
+func (m *messageWriter) Flush() error { return nil }
+
 // writeLoop is the writer goroutine: it encodes queued records into a
-// buffered writer, flushing once per batch, until the connection closes.
+// buffered writer, flushing once per batch (or, with FramePerWrite, writes
+// each frame whole), until the connection closes.
 func (c *Conn) writeLoop() {
-	w := bufio.NewWriterSize(c.nc, 16<<10)
+	var w frameWriter
+	if c.cfg.FramePerWrite {
+		w = &messageWriter{nc: c.nc}
+	} else {
+		w = bufio.NewWriterSize(c.nc, 16<<10)
+	}
 	for {
 		select {
 		case rec := <-c.out:
@@ -690,7 +738,7 @@ func (c *Conn) writeLoop() {
 
 // writeBatch writes rec and whatever else is queued, up to writeBatch
 // records, then flushes under the write deadline.
-func (c *Conn) writeBatch(w *bufio.Writer, rec wire.Record) error {
+func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	if err := c.write(w, rec); err != nil {
 		return err
@@ -709,7 +757,7 @@ func (c *Conn) writeBatch(w *bufio.Writer, rec wire.Record) error {
 	return w.Flush()
 }
 
-func (c *Conn) write(w *bufio.Writer, rec wire.Record) error {
+func (c *Conn) write(w frameWriter, rec wire.Record) error {
 	b, err := rec.AppendBinary(w.AvailableBuffer())
 	if err == nil && len(b)-wire.HeaderLen > int(c.peerMax) {
 		err = fmt.Errorf("link: %s of %d bytes over the peer's limit of %d: %w", rec.Type(), len(b)-wire.HeaderLen, c.peerMax, wire.StatusTooLarge)
@@ -737,7 +785,7 @@ func (c *Conn) write(w *bufio.Writer, rec wire.Record) error {
 
 // finishWrites drains the queue, writes our CLOSE if we are the side
 // closing, half-closes the socket, and gives the peer CloseGrace to close.
-func (c *Conn) finishWrites(w *bufio.Writer) {
+func (c *Conn) finishWrites(w frameWriter) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	for drained := false; !drained; {
 		select {
