@@ -1,0 +1,472 @@
+// Package client is the Go client library of imx: it connects to an imx
+// server's client listener (a WebSocket carrying the IMX wire records, see
+// docs/client-api.md), logs in, sends instant messages and waits for their
+// final results, and receives incoming messages. The imx CLI, the tests
+// and bots use it.
+//
+//	c, err := client.Dial(ctx, "http://127.0.0.1:7480", nil)
+//	...
+//	defer c.Close()
+//	if _, err := c.Login(ctx, "alice@alpha.example", password, false); err != nil { ... }
+//	res, err := c.Send(ctx, "bob@beta.example", "text/plain", "Hello Bob!")
+//	// res.Code: delivered (res.Count sessions), stored, offline, unknown-user, ...
+//	for m := range c.Messages() { ... }
+//
+// A Client is one connection and, after Login or Resume, one session. It
+// does not reconnect by itself: after the connection ends (Done), dial
+// again and Resume with the session token; a message sent again with the
+// same id (SendMessage) is not delivered twice.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/imxproject/imx/c2s"
+	"github.com/imxproject/imx/internal/link"
+	"github.com/imxproject/imx/wire"
+)
+
+// DefaultSoftware is the client name sent in HELLO and LOGIN when Options
+// names none.
+const DefaultSoftware = "imx-go/0.1"
+
+// DefaultMessageBuffer is the default of Options.MessageBuffer.
+const DefaultMessageBuffer = 256
+
+// ErrClosed: the connection has ended (or is closing). When the server
+// closed it with CLOSE, the error also wraps the CLOSE's status, such as
+// wire.StatusShuttingDown.
+var ErrClosed = errors.New("client: connection closed")
+
+// Options configure Dial. The zero value gives the defaults.
+type Options struct {
+	// Software is the client's name and version, sent in HELLO and LOGIN.
+	Software string
+	// HTTPClient makes the WebSocket handshake; nil uses
+	// http.DefaultClient.
+	HTTPClient *http.Client
+	// Header is added to the handshake request.
+	Header http.Header
+	// MaxBody is the largest frame body the client accepts (announced in
+	// HELLO); 0: the protocol's default, 256 KiB.
+	MaxBody uint32
+	// KeepAlive pings a server that has been silent this long; 0: the
+	// link default (30 s); negative disables.
+	KeepAlive time.Duration
+	// MessageBuffer is how many incoming messages wait for Messages'
+	// reader before more are refused with busy.
+	MessageBuffer int
+	// Logger receives log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// Session is a successful login.
+type Session struct {
+	// User is the address logged in, as the server normalised it.
+	User string
+	// Token logs in again without the password (Resume), when the login
+	// asked to be remembered; Expires is its lifetime.
+	Token   []byte
+	Expires time.Duration
+	// ID names the session on the server.
+	ID string
+}
+
+// Incoming is a message received.
+type Incoming struct {
+	// From and To are the envelope: the sender and this session's user.
+	From, To string
+	// ID is the message's id, unique for the sender's domain.
+	ID []byte
+	// ContentType is the media type without parameters: "text/plain" or
+	// "text/html-lite".
+	ContentType string
+	// Body is the text of the message.
+	Body string
+	// Date is the Date header, zero if absent or unreadable.
+	Date time.Time
+	// Header holds all the MIME headers, nil if the message could not be
+	// parsed, in which case Body is the whole MIME text.
+	Header mail.Header
+	// MIME is the message as received.
+	MIME []byte
+	// Attrs are the sender's attributes that rode along.
+	Attrs []wire.Attr
+}
+
+// Client is a connection to an imx server. Its methods are safe for
+// concurrent use.
+type Client struct {
+	lc       *link.Conn
+	software string
+	log      *slog.Logger
+
+	msgs      chan Incoming   // Messages; unbuffered: a receive is a hand-over
+	pending   chan pendingMsg // received, not yet handed over
+	closing   chan struct{}   // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup // the connection and the dispatcher
+}
+
+type pendingMsg struct {
+	in  Incoming
+	tag uint32
+}
+
+// Dial connects to the client listener at serverURL and runs the HELLO
+// exchange. serverURL is ws://, wss://, http:// or https://; a URL without
+// a path gets c2s.Path ("/imx"). opts may be nil.
+func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Software == "" {
+		o.Software = DefaultSoftware
+	}
+	if o.MessageBuffer <= 0 {
+		o.MessageBuffer = DefaultMessageBuffer
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	u, err := endpoint(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+		HTTPClient:   o.HTTPClient,
+		HTTPHeader:   o.Header,
+		Subprotocols: []string{c2s.Subprotocol},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to %s: %w", u.Redacted(), err)
+	}
+	if ws.Subprotocol() != c2s.Subprotocol {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("client: %s does not speak %s", u.Redacted(), c2s.Subprotocol)
+	}
+	fc := c2s.NewFrameConn(ws, nil, urlAddr(u.Host))
+	lc, err := link.Initiate(ctx, fc, link.Config{
+		Software:      o.Software,
+		MaxBody:       o.MaxBody,
+		KeepAlive:     o.KeepAlive,
+		FramePerWrite: true,
+		Logger:        o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to %s: %w", u.Redacted(), err)
+	}
+	c := &Client{
+		lc:       lc,
+		software: o.Software,
+		log:      lc.Logger(),
+		msgs:     make(chan Incoming),
+		pending:  make(chan pendingMsg, o.MessageBuffer),
+		closing:  make(chan struct{}),
+	}
+	c.wg.Go(func() { _ = lc.Run(context.Background(), c.handle) })
+	c.wg.Go(c.dispatch)
+	return c, nil
+}
+
+// endpoint turns a server URL into the WebSocket URL of its client API.
+func endpoint(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("client: server URL: %w", err)
+	}
+	switch u.Scheme {
+	case "ws", "wss", "http", "https":
+	default:
+		return nil, fmt.Errorf("client: server URL %q: scheme must be ws, wss, http or https", s)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("client: server URL %q has no host", s)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = c2s.Path
+	}
+	return u, nil
+}
+
+// urlAddr is the server's address as a net.Addr, for logs.
+type urlAddr string
+
+func (a urlAddr) Network() string { return "websocket" }
+func (a urlAddr) String() string  { return string(a) }
+
+// Login logs in with a password. With remember the server returns a
+// session token for Resume. A refused login is an error wrapping its
+// status: errors.Is(err, wire.StatusAuthFailed). Three failed logins end
+// the connection.
+func (c *Client) Login(ctx context.Context, user, password string, remember bool) (Session, error) {
+	return c.login(ctx, &wire.Login{User: user, Password: password, Remember: remember, Client: c.software})
+}
+
+// Resume logs in with a session token from an earlier Login.
+func (c *Client) Resume(ctx context.Context, user string, token []byte) (Session, error) {
+	return c.login(ctx, &wire.Login{User: user, Session: token, Client: c.software})
+}
+
+func (c *Client) login(ctx context.Context, l *wire.Login) (Session, error) {
+	rec, err := c.request(ctx, l, &l.Head)
+	if err != nil {
+		return Session{}, fmt.Errorf("client: login as %s: %w", l.User, err)
+	}
+	switch r := rec.(type) {
+	case *wire.Session:
+		return Session{User: r.User, Token: r.Session, Expires: time.Duration(r.Expires) * time.Second, ID: r.ID}, nil
+	case *wire.Result:
+		return Session{}, fmt.Errorf("client: login as %s: %w", l.User, resultErr(r))
+	}
+	return Session{}, fmt.Errorf("client: login as %s: unexpected answer %s", l.User, rec.Type())
+}
+
+// resultErr is a failed RESULT as an error that wraps its status.
+func resultErr(r *wire.Result) error {
+	if r.Text != "" {
+		return fmt.Errorf("%w (%s)", r.Code, r.Text)
+	}
+	return r.Code
+}
+
+// request sends rec, whose head is h, with a fresh tag and waits for its
+// response.
+func (c *Client) request(ctx context.Context, rec wire.Record, h *wire.Head) (wire.Record, error) {
+	call := c.lc.Requests().Start()
+	h.Tag = call.Tag()
+	if err := c.lc.Send(ctx, rec); err != nil {
+		call.Cancel()
+		return nil, c.wrapErr(err)
+	}
+	resp, err := call.Wait(ctx, c.lc.Done())
+	if err != nil {
+		return nil, c.wrapErr(err)
+	}
+	return resp, nil
+}
+
+// wrapErr turns link's ErrClosed into ErrClosed with the server's reason.
+func (c *Client) wrapErr(err error) error {
+	if !errors.Is(err, link.ErrClosed) {
+		return err
+	}
+	if pc := c.lc.PeerClose(); pc != nil {
+		return fmt.Errorf("%w by the server: %w (%s)", ErrClosed, pc.Code, pc.Text)
+	}
+	return ErrClosed
+}
+
+// Send sends a message to the address to and waits for its final result
+// (see SendMessage). contentType is "text/plain" (also for "") or
+// "text/html-lite".
+func (c *Client) Send(ctx context.Context, to, contentType, body string) (*wire.Result, error) {
+	return c.SendMessage(ctx, &wire.Send{To: to, ContentType: contentType, Body: body})
+}
+
+// SendMessage sends m and waits for its final result: delivered (with the
+// number of sessions reached), stored, offline, unknown-user, refused, ...
+// An error means that no result came (the connection ended, ctx ended); a
+// result that is a failure is returned as it is, with a nil error
+// (res.Err() tells). If m.ID is empty SendMessage sets it to a fresh id
+// (NewMessageID), so that the caller can send m again after a reconnect
+// without it being delivered twice. m is not kept.
+func (c *Client) SendMessage(ctx context.Context, m *wire.Send) (*wire.Result, error) {
+	if len(m.ID) == 0 {
+		m.ID = NewMessageID()
+	}
+	cp := *m
+	rec, err := c.request(ctx, &cp, &cp.Head)
+	if err != nil {
+		return nil, fmt.Errorf("client: send to %s: %w", m.To, err)
+	}
+	r, ok := rec.(*wire.Result)
+	if !ok {
+		return nil, fmt.Errorf("client: send to %s: unexpected answer %s", m.To, rec.Type())
+	}
+	return r, nil
+}
+
+// NewMessageID returns a fresh random message id of 16 bytes.
+func NewMessageID() []byte {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// Ping checks that the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	p := &wire.Ping{}
+	rec, err := c.request(ctx, p, &p.Head)
+	if err != nil {
+		return fmt.Errorf("client: ping: %w", err)
+	}
+	if _, ok := rec.(*wire.Pong); !ok {
+		return fmt.Errorf("client: ping: unexpected answer %s", rec.Type())
+	}
+	return nil
+}
+
+// Messages returns the channel of incoming messages. Each is acknowledged
+// to the server once it has been received from the channel. The channel
+// is closed after the connection has ended and the messages that arrived
+// before have been handed over (or Close was called). Until it is read,
+// up to Options.MessageBuffer messages wait; more are refused with busy.
+func (c *Client) Messages() <-chan Incoming { return c.msgs }
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.lc.Done() }
+
+// Err returns why the connection ended: nil after an orderly close, an
+// error wrapping ErrClosed and the server's status when the server closed
+// it with a reason other than ok, or the failure. Valid after Done.
+func (c *Client) Err() error {
+	if pc := c.lc.PeerClose(); pc != nil && pc.Code != wire.StatusOK {
+		return fmt.Errorf("%w by the server: %w (%s)", ErrClosed, pc.Code, pc.Text)
+	}
+	return c.lc.Err()
+}
+
+// Close ends the connection with CLOSE ok and waits for it to end (at
+// most a few seconds for a server that does not answer). Messages not yet
+// received from Messages are dropped, unacknowledged.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		c.lc.Close(wire.StatusOK, "")
+	})
+	c.wg.Wait()
+	return nil
+}
+
+// handle receives the server's requests and notices on the reader
+// goroutine.
+func (c *Client) handle(lc *link.Conn, rec wire.Record) {
+	hd := rec.FrameHead()
+	m, ok := rec.(*wire.Message)
+	if !ok {
+		if hd.Tag != 0 {
+			lc.TrySend(&wire.Result{Head: wire.Head{Tag: hd.Tag}, Code: wire.StatusUnsupported})
+		}
+		return
+	}
+	select {
+	case c.pending <- pendingMsg{in: parseIncoming(m), tag: m.Tag}:
+	default:
+		c.log.Warn("incoming messages not read; refusing one", "from", m.From)
+		lc.TrySend(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: wire.StatusBusy, Text: "client not reading"})
+	}
+}
+
+// dispatch hands the received messages over to Messages' reader, in
+// order, and acknowledges each.
+func (c *Client) dispatch() {
+	defer close(c.msgs)
+	for {
+		select {
+		case p := <-c.pending:
+			if !c.handOver(p) {
+				return
+			}
+		case <-c.lc.Done():
+			for {
+				select {
+				case p := <-c.pending:
+					if !c.handOver(p) {
+						return
+					}
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (c *Client) handOver(p pendingMsg) bool {
+	select {
+	case c.msgs <- p.in:
+	case <-c.closing:
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), link.DefaultWriteTimeout)
+	defer cancel()
+	if err := c.lc.Send(ctx, &wire.Result{Head: wire.Head{Tag: p.tag}, Code: wire.StatusOK}); err != nil && !errors.Is(err, link.ErrClosed) {
+		c.log.Warn("could not acknowledge a message", "err", err)
+	}
+	return true
+}
+
+// parseIncoming copies m, which is valid only during the handler, and
+// reads its MIME headers.
+func parseIncoming(m *wire.Message) Incoming {
+	in := Incoming{
+		From:  m.From,
+		To:    m.To,
+		ID:    bytes.Clone(m.ID),
+		MIME:  bytes.Clone(m.MIME),
+		Attrs: append([]wire.Attr(nil), m.Attrs...),
+	}
+	br := mimeReaders.Get().(*bufio.Reader)
+	defer mimeReaders.Put(br)
+	br.Reset(bytes.NewReader(in.MIME))
+	msg, err := mail.ReadMessage(br) // uses br as it is: it is large enough
+	if err != nil {
+		in.Body = string(in.MIME)
+		return in
+	}
+	in.Header = msg.Header
+	body, err := io.ReadAll(msg.Body)
+	if err != nil {
+		in.Body = string(in.MIME)
+		return in
+	}
+	in.Body = string(body)
+	in.ContentType = "text/plain"
+	if ct := msg.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err == nil {
+			in.ContentType = mt
+		} else {
+			in.ContentType = strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
+		}
+	}
+	in.Date = parseDate(msg.Header.Get("Date"))
+	return in
+}
+
+// mimeReaders are the buffers parseIncoming reads MIME headers with:
+// net/mail would make a 4 KiB one per message.
+var mimeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// parseDate reads a Date header: first in the form servers write
+// (RFC 5322 with a numeric zone), then in any form net/mail knows, whose
+// parser is slower. Zero if there is none or it cannot be read.
+func parseDate(v string) time.Time {
+	if v == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC1123Z, v); err == nil {
+		return t
+	}
+	if t, err := mail.ParseDate(v); err == nil {
+		return t
+	}
+	return time.Time{}
+}
