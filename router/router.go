@@ -1,0 +1,408 @@
+// Package router decides what happens to each instant message and owns the
+// delivery guarantees: every message gets exactly one final result, nothing
+// accepted is lost, nothing is delivered twice.
+//
+// # Routes
+//
+// A message from a local client (Send) to a user of a domain served here is
+// delivered locally, to every session of the recipient, and never through a
+// server connection (draft §2 requirement 6). A message to any other domain
+// is written to the outbox, sent through federation (Remote), and removed
+// from the outbox when its final result is known; while the remote domain
+// cannot be reached it is retried, with the same id, for Config.RetryFor.
+// A message from another domain (Receive) is checked again (the receiving
+// server trusts no peer), dropped if its (origin domain, id) was seen
+// before (the first result is answered again), and delivered locally.
+//
+// # Results
+//
+// delivered (with the number of sessions reached), stored (offline, kept
+// because the domain enables offline messages), offline, unknown-user,
+// refused, rate-limited, too-large, unreachable, no-service, bad-request.
+//
+// router declares the interfaces it needs (Local, Remote, Users, Dedup,
+// Outbox, Offline); package server wires c2s, s2s and the store to them.
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/discovery"
+	"github.com/imxproject/imx/message"
+	"github.com/imxproject/imx/store"
+	"github.com/imxproject/imx/wire"
+)
+
+// Local delivers to the sessions of local users (c2s implements it).
+type Local interface {
+	// Deliver hands m to every session of to and returns how many took
+	// it; 0 means the user is offline.
+	Deliver(ctx context.Context, to addr.Address, m *wire.Message) int
+}
+
+// Remote sends requests to other domains (s2s implements it).
+type Remote interface {
+	Request(ctx context.Context, local, remote string, rec wire.Record) (wire.Record, error)
+}
+
+// Users says whether a local user exists (store.Accounts has it).
+type Users interface {
+	AccountExists(ctx context.Context, a addr.Address) (bool, error)
+}
+
+// Dedup remembers the messages received, so that none is delivered twice
+// (store.Dedup has it).
+type Dedup interface {
+	Claim(ctx context.Context, origin string, id []byte, now time.Time) (store.ClaimState, store.Result, error)
+	SettleClaim(ctx context.Context, origin string, id []byte, r store.Result) error
+	ReleaseClaim(ctx context.Context, origin string, id []byte) error
+}
+
+// Outbox keeps the messages sent to other domains until their final result
+// (store.Outbox has it).
+type Outbox interface {
+	PutOutbox(ctx context.Context, e store.OutboxEntry) error
+	DoneOutbox(ctx context.Context, id []byte) error
+	RescheduleOutbox(ctx context.Context, id []byte, next time.Time, lastErr string) error
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxEntry, error)
+}
+
+// Offline keeps messages for offline users of domains that enable it
+// (store.Offline has it).
+type Offline interface {
+	StoreOffline(ctx context.Context, m store.OfflineMessage, max int) error
+}
+
+// Policy is what a local domain decides about messages.
+type Policy struct {
+	OfflineMessages bool
+	OfflineLimit    int
+	MaxMessageSize  int
+	RateLimit       int // messages per minute per sender
+	RateBurst       int
+}
+
+// Config configures a Router.
+type Config struct {
+	Domains map[string]Policy // the local domains and their policies
+	Local   Local
+	Remote  Remote
+	Users   Users
+	Dedup   Dedup
+	Outbox  Outbox
+	Offline Offline // nil: no domain keeps offline messages
+	// Builder builds the MIME messages of local senders.
+	Builder *message.Builder
+	// RetryFor is how long a message to an unreachable domain is retried.
+	RetryFor time.Duration
+	// Now is the clock; nil is time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Router routes messages.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time // entries of the outbox older than this are an earlier run's
+
+	mu       sync.Mutex
+	limiters map[addr.Address]*rate.Limiter
+}
+
+// maxLimiters bounds the per-sender rate limiters kept in memory; beyond
+// it the table starts over (a sender gains at most one fresh burst).
+const maxLimiters = 100000
+
+// New returns a Router.
+func New(cfg Config) (*Router, error) {
+	switch {
+	case len(cfg.Domains) == 0:
+		return nil, errors.New("router: no local domains")
+	case cfg.Local == nil || cfg.Remote == nil || cfg.Users == nil || cfg.Dedup == nil || cfg.Outbox == nil:
+		return nil, errors.New("router: Local, Remote, Users, Dedup and Outbox are required")
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 2 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Builder == nil {
+		cfg.Builder = &message.Builder{Now: cfg.Now}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Router{cfg: cfg, log: cfg.Logger.With("component", "router"), started: cfg.Now(), limiters: map[addr.Address]*rate.Limiter{}}, nil
+}
+
+func result(code wire.Status, text string) *wire.Result {
+	return &wire.Result{Code: code, Text: text}
+}
+
+// IsLocal reports whether domain is served here.
+func (r *Router) IsLocal(domain string) bool {
+	_, ok := r.cfg.Domains[domain]
+	return ok
+}
+
+// allow applies the sender's rate limit (§6.4 item 4).
+func (r *Router) allow(from addr.Address) bool {
+	p := r.cfg.Domains[from.Domain()]
+	if p.RateLimit <= 0 {
+		return true
+	}
+	r.mu.Lock()
+	l := r.limiters[from]
+	if l == nil {
+		if len(r.limiters) >= maxLimiters {
+			clear(r.limiters)
+		}
+		l = rate.NewLimiter(rate.Limit(float64(p.RateLimit)/60), max(p.RateBurst, 1))
+		r.limiters[from] = l
+	}
+	r.mu.Unlock()
+	return l.AllowN(r.cfg.Now(), 1)
+}
+
+// messageID returns the id of a message: derived from the client's id when
+// it gave one (so that a retried SEND is recognised as the same message),
+// random otherwise.
+func messageID(from addr.Address, clientID []byte) []byte {
+	if len(clientID) > 0 {
+		h := sha256.New()
+		h.Write([]byte(from.String()))
+		h.Write([]byte{0})
+		h.Write(clientID)
+		return h.Sum(nil)[:16]
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id) // crypto/rand.Read never fails
+	return id
+}
+
+// deliverLocal delivers a message to a local user: to their sessions, or to
+// their offline box, or nowhere.
+func (r *Router) deliverLocal(ctx context.Context, m *wire.Message, to addr.Address) *wire.Result {
+	ok, err := r.cfg.Users.AccountExists(ctx, to)
+	if err != nil {
+		r.log.Error("user lookup failed", "user", to.String(), "err", err)
+		return result(wire.StatusInternal, "")
+	}
+	if !ok {
+		return result(wire.StatusUnknownUser, "no such user")
+	}
+	if n := r.cfg.Local.Deliver(ctx, to, m); n > 0 {
+		return &wire.Result{Code: wire.StatusDelivered, Count: uint32(n)}
+	}
+	p := r.cfg.Domains[to.Domain()]
+	if !p.OfflineMessages || r.cfg.Offline == nil {
+		return result(wire.StatusOffline, "recipient offline")
+	}
+	from, _ := addr.Parse(m.From) // checked by the callers
+	om := store.OfflineMessage{ID: m.ID, From: from, To: to, MIME: m.MIME, Received: r.cfg.Now()}
+	switch err := r.cfg.Offline.StoreOffline(ctx, om, p.OfflineLimit); {
+	case errors.Is(err, store.ErrExists):
+		return result(wire.StatusStored, "")
+	case errors.Is(err, store.ErrFull):
+		return result(wire.StatusOffline, "recipient offline and their box is full")
+	case err != nil:
+		r.log.Error("offline store failed", "user", to.String(), "err", err)
+		return result(wire.StatusInternal, "")
+	}
+	return result(wire.StatusStored, "")
+}
+
+// Send routes a message from a local client and returns its final result.
+// It blocks until the result is known (for a remote recipient, at most
+// RetryFor plus a request timeout).
+func (r *Router) Send(ctx context.Context, from addr.Address, s *wire.Send) *wire.Result {
+	to, err := addr.Parse(s.To)
+	if err != nil {
+		return result(wire.StatusBadRequest, "invalid recipient address")
+	}
+	if !r.IsLocal(from.Domain()) {
+		return result(wire.StatusNotAuthorized, "sender not served here")
+	}
+	if !r.allow(from) {
+		return result(wire.StatusRateLimited, "slow down")
+	}
+	id := messageID(from, s.ID)
+	if len(s.ID) > 0 {
+		// A client that repeats a SEND (after a reconnect) gets the first
+		// copy's result: the message is not sent twice.
+		state, prior, err := r.cfg.Dedup.Claim(ctx, from.String(), id, r.cfg.Now())
+		switch {
+		case err != nil:
+			r.log.Error("dedup failed", "err", err)
+			return result(wire.StatusInternal, "")
+		case state == store.Settled:
+			return &wire.Result{Code: prior.Status, Count: prior.Count, Text: "duplicate"}
+		case state == store.InFlight:
+			return result(wire.StatusBusy, "the first copy is still being sent")
+		}
+		res := r.send(ctx, from, to, s, id)
+		r.settle(ctx, from.String(), id, res)
+		return res
+	}
+	return r.send(ctx, from, to, s, id)
+}
+
+// settle records a claimed message's outcome; a temporary failure releases
+// the claim so that a repeat is tried again.
+func (r *Router) settle(ctx context.Context, origin string, id []byte, res *wire.Result) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if res.Code.Temporary() && res.Code != wire.StatusOffline || res.Code == wire.StatusInternal {
+		err = r.cfg.Dedup.ReleaseClaim(ctx, origin, id)
+	} else {
+		err = r.cfg.Dedup.SettleClaim(ctx, origin, id, store.Result{Status: res.Code, Count: res.Count})
+	}
+	if err != nil {
+		r.log.Error("dedup settle failed", "origin", origin, "err", err)
+	}
+}
+
+func (r *Router) send(ctx context.Context, from, to addr.Address, s *wire.Send, id []byte) *wire.Result {
+	policy := r.cfg.Domains[from.Domain()]
+	draft := message.Draft{From: from, To: to, ContentType: s.ContentType, Body: s.Body, ID: id}
+	for _, a := range s.Attrs {
+		draft.XHeaders = append(draft.XHeaders, message.Header{Name: a.Name, Value: a.Value})
+	}
+	mime, err := r.cfg.Builder.Build(draft, policy.MaxMessageSize)
+	if err != nil {
+		return result(message.Status(err), err.Error())
+	}
+	m := &wire.Message{From: from.String(), To: to.String(), ID: id, MIME: mime}
+	if r.IsLocal(to.Domain()) {
+		// Local traffic stays local (draft §2 item 6).
+		return r.deliverLocal(ctx, m, to)
+	}
+	now := r.cfg.Now()
+	e := store.OutboxEntry{ID: id, From: from, To: to, MIME: mime, Created: now, NextAttempt: now}
+	if err := r.cfg.Outbox.PutOutbox(ctx, e); err != nil {
+		r.log.Error("outbox write failed; message not accepted", "err", err)
+		return result(wire.StatusInternal, "")
+	}
+	res := r.sendRemote(ctx, m, from.Domain(), to.Domain())
+	if err := r.cfg.Outbox.DoneOutbox(context.WithoutCancel(ctx), id); err != nil {
+		r.log.Error("outbox delete failed", "err", err)
+	}
+	return res
+}
+
+// sendRemote sends m through federation, retrying while the remote domain
+// cannot be reached, and returns the final result.
+func (r *Router) sendRemote(ctx context.Context, m *wire.Message, local, remote string) *wire.Result {
+	deadline := r.cfg.Now().Add(r.cfg.RetryFor)
+	wait := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		resp, err := r.cfg.Remote.Request(ctx, local, remote, m)
+		if err == nil {
+			res, ok := resp.(*wire.Result)
+			if !ok {
+				return result(wire.StatusInternal, "unexpected answer "+resp.Type().String())
+			}
+			if !res.Code.Temporary() || res.Code == wire.StatusOffline {
+				return &wire.Result{Code: res.Code, Count: res.Count, Text: res.Text}
+			}
+			err = res.Code // busy, rate-limited, shutting down …: try again
+		}
+		if s := remoteStatus(err); s.Permanent() {
+			return result(s, err.Error())
+		}
+		if ctx.Err() != nil || r.cfg.Now().Add(wait).After(deadline) {
+			r.log.Info("giving up on a message", "to", m.To, "attempts", attempt, "err", err)
+			return result(remoteStatus(err), fmt.Sprintf("gave up after %d attempts", attempt))
+		}
+		r.log.Debug("retrying a message", "to", m.To, "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// Receive handles a MESSAGE from another domain, whose domain s2s has
+// authenticated as fromDomain, for the local domain toDomain.
+func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wire.Message) *wire.Result {
+	from, err := addr.Parse(m.From)
+	if err != nil || from.String() != m.From || from.Domain() != fromDomain {
+		return result(wire.StatusBadRequest, "invalid sender address")
+	}
+	to, err := addr.Parse(m.To)
+	if err != nil || to.String() != m.To || to.Domain() != toDomain || !r.IsLocal(toDomain) {
+		return result(wire.StatusBadRequest, "invalid recipient address")
+	}
+	state, prior, err := r.cfg.Dedup.Claim(ctx, fromDomain, m.ID, r.cfg.Now())
+	switch {
+	case err != nil:
+		r.log.Error("dedup failed", "err", err)
+		return result(wire.StatusInternal, "")
+	case state == store.Settled:
+		return &wire.Result{Code: prior.Status, Count: prior.Count, Text: "duplicate"}
+	case state == store.InFlight:
+		return result(wire.StatusBusy, "the first copy is still being delivered")
+	}
+	res := r.receive(ctx, from, to, m)
+	r.settle(ctx, fromDomain, m.ID, res)
+	return res
+}
+
+func (r *Router) receive(ctx context.Context, from, to addr.Address, m *wire.Message) *wire.Result {
+	policy := r.cfg.Domains[to.Domain()]
+	_, clean, err := message.Parse(m.MIME, message.Envelope{From: from, To: to}, from.Domain(), policy.MaxMessageSize)
+	if err != nil {
+		r.log.Info("refused a message from another domain", "from", from.String(), "to", to.String(), "err", err)
+		return result(message.Status(err), err.Error())
+	}
+	kept := &wire.Message{From: m.From, To: m.To, ID: append([]byte(nil), m.ID...), MIME: clean}
+	return r.deliverLocal(ctx, kept, to)
+}
+
+// Resend sends the messages left in the outbox by an earlier run (a crash
+// or a restart), so that nothing accepted is lost. Their senders' clients
+// are gone; the results are logged.
+func (r *Router) Resend(ctx context.Context) error {
+	pending, err := r.cfg.Outbox.DueOutbox(ctx, r.started, 0)
+	if err != nil {
+		return fmt.Errorf("router: outbox: %w", err)
+	}
+	for _, p := range pending {
+		if !p.Created.Before(r.started) {
+			continue // this run's own messages have senders waiting for them
+		}
+		m := &wire.Message{From: p.From.String(), To: p.To.String(), ID: p.ID, MIME: p.MIME}
+		res := r.sendRemote(ctx, m, p.From.Domain(), p.To.Domain())
+		r.log.Info("re-sent a message left in the outbox", "from", m.From, "to", m.To, "result", res.Code.String())
+		if err := r.cfg.Outbox.DoneOutbox(ctx, p.ID); err != nil {
+			return fmt.Errorf("router: outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// remoteStatus is the result for a failure to get an answer from another
+// domain.
+func remoteStatus(err error) wire.Status {
+	var s wire.Status
+	switch {
+	case errors.Is(err, discovery.ErrNoService):
+		return wire.StatusNoService
+	case errors.As(err, &s) && !s.Success():
+		return s
+	}
+	return wire.StatusUnreachable
+}
