@@ -85,6 +85,10 @@ type Config struct {
 	// client connections (websocket.AcceptOptions); the listener's own
 	// host is always allowed.
 	OriginPatterns []string
+	// OnLogin, if set, is called on a goroutine of its own after each
+	// login, once the session can receive messages (the server delivers
+	// the messages kept while the user was offline).
+	OnLogin func(user addr.Address)
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
 }

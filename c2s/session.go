@@ -227,6 +227,9 @@ func (s *session) login(r *wire.Login) {
 	s.log = s.log.With("user", user.String(), "session", s.id)
 	h.register(s, resp)
 	h.Stats.Logins.Add(1)
+	if h.cfg.OnLogin != nil {
+		h.wg.Go(func() { h.cfg.OnLogin(user) })
+	}
 	s.log.Info("logged in", "client", r.Client, "token", len(r.Session) > 0, "remember", r.Remember)
 }
 
