@@ -6,6 +6,7 @@
 //	imx listen
 //	imx chat bob@beta.example
 //	imx logout
+//	imx admin user add bob@alpha.example
 //
 // The session (server URL, user, session token) is kept in
 // $XDG_CONFIG_HOME/imx/session.json (by default ~/.config/imx/session.json),
@@ -33,6 +34,7 @@ const (
 	exitUsage       = 2 // wrong command line
 	exitAuth        = 3 // not logged in, or the login or saved session was refused
 	exitUndelivered = 4 // send: the message was neither delivered nor stored
+	exitUser        = 5 // admin: the user exists (add) or does not exist (del, passwd)
 )
 
 func main() {
@@ -81,7 +83,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{cmdLogin, cmdSend, cmdListen, cmdChat, cmdLogout, cmdHelp}
+	commands = []*command{cmdLogin, cmdSend, cmdListen, cmdChat, cmdLogout, cmdAdmin, cmdHelp}
 }
 
 func findCommand(name string) *command {
@@ -142,12 +144,10 @@ Commands:
 	}
 	fmt.Fprint(w, `
 Run "imx help COMMAND" for the details of a command. Log in once with
-"imx login"; the other commands use the saved session. Exit codes: 0 ok,
+"imx login"; the other commands use the saved session, except admin, which
+needs no login: it talks to imxd's admin listener. Exit codes: 0 ok,
 1 failure, 2 usage, 3 not logged in or login refused, 4 message not
-delivered (send).
-
-Admin commands (users, passwords) are not here yet: they need the server's
-admin listener.
+delivered (send), 5 the user exists or does not exist (admin).
 `)
 }
 

@@ -400,6 +400,19 @@ func TestUsage(t *testing.T) {
 		{[]string{"chat"}, exitUsage, "Usage: imx chat ADDRESS"},
 		{[]string{"listen", "extra"}, exitUsage, "Usage: imx listen"},
 		{[]string{"logout", "extra"}, exitUsage, "Usage: imx logout"},
+		{[]string{"help", "admin"}, exitOK, "IMX_ADMIN"},
+		{[]string{"admin"}, exitUsage, "Usage: imx admin [-admin URL] user add|del|passwd ADDRESS"},
+		{[]string{"admin", "user"}, exitUsage, "Usage: imx admin"},
+		{[]string{"admin", "user", "frob", "x"}, exitUsage, "imx admin: unknown command \"user frob\""},
+		{[]string{"admin", "frob"}, exitUsage, "imx admin: unknown command \"frob\""},
+		{[]string{"admin", "user", "add"}, exitUsage, "Usage: imx admin [-admin URL] user add ADDRESS"},
+		{[]string{"admin", "user", "del", "a@x.example", "b@x.example"}, exitUsage, "Usage: imx admin [-admin URL] user del ADDRESS"},
+		{[]string{"admin", "user", "passwd", "not an address"}, exitUsage, "imx admin user passwd: addr:"},
+		{[]string{"admin", "user", "list", "a.example", "b.example"}, exitUsage, "Usage: imx admin [-admin URL] user list [DOMAIN]"},
+		{[]string{"admin", "user", "list", "not a domain"}, exitUsage, "invalid domain"},
+		{[]string{"admin", "federation", "extra"}, exitUsage, "Usage: imx admin [-admin URL] federation"},
+		{[]string{"admin", "-bogus", "federation"}, exitUsage, "flag provided but not defined"},
+		{[]string{"admin", "-admin", "ftp://x", "federation"}, exitUsage, "invalid admin URL"},
 	} {
 		var stdout, stderr bytes.Buffer
 		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
