@@ -233,14 +233,12 @@ func (e *encoder) finish(h Head) ([]byte, error) {
 
 // field is one decoded field.
 type field struct {
-	spec  *fieldSpec
-	val   []byte // the value bytes
-	u     uint64 // KindUint: the value
-	aname []byte // KindAttr: the name
-	aval  []byte // KindAttr: the value
-	in    *interner
-	s     string // KindText with an interner: the interned value
-	hasS  bool
+	spec *fieldSpec
+	val  []byte // the value bytes
+	u    uint64 // KindUint: the value
+	in   *interner
+	s    string // KindText with an interner: the interned value
+	hasS bool
 }
 
 // str returns the field's value as a string, interned when the field comes
@@ -258,7 +256,12 @@ func (f *field) text() string {
 	}
 	return f.str(f.val)
 }
-func (f *field) attr() Attr { return Attr{Name: f.str(f.aname), Value: f.str(f.aval)} }
+
+// attr returns an attribute field's value, which decodeValue has checked.
+func (f *field) attr() Attr {
+	nl := int(f.val[0])
+	return Attr{Name: f.str(f.val[1 : 1+nl]), Value: f.str(f.val[1+nl:])}
+}
 
 // isToken reports whether b is a non-empty run of [a-z0-9._-].
 func isToken[T string | []byte](b T) bool {
@@ -399,15 +402,15 @@ func decodeValue(rs *recordSpec, f *field) error {
 		if nl > len(f.val)-1 {
 			return formatErr(rs.typ, fs.name, ErrLength, "attribute name of "+itoa(uint64(nl))+" bytes, "+itoa(uint64(len(f.val)-1))+" left")
 		}
-		f.aname, f.aval = f.val[1:1+nl], f.val[1+nl:]
-		if !isToken(f.aname) {
+		name, value := f.val[1:1+nl], f.val[1+nl:]
+		if !isToken(name) {
 			return formatErr(rs.typ, fs.name, ErrOutOfRange, "attribute name must be 1.."+itoa(MaxTokenLen)+" of [a-z0-9._-]")
 		}
-		if len(f.aval) > MaxAttrValueLen {
+		if len(value) > MaxAttrValueLen {
 			return formatErr(rs.typ, fs.name, ErrOutOfRange, "attribute value over "+itoa(MaxAttrValueLen)+" bytes")
 		}
-		if !utf8.Valid(f.aval) {
-			return formatErr(rs.typ, fs.name, ErrInvalidUTF8, "attribute "+string(f.aname))
+		if !utf8.Valid(value) {
+			return formatErr(rs.typ, fs.name, ErrInvalidUTF8, "attribute "+string(name))
 		}
 		return nil
 	}

@@ -620,3 +620,41 @@ func TestInternedTextStillChecked(t *testing.T) {
 		t.Error("a password was interned")
 	}
 }
+
+// TestMessageFastPath checks that the fast MESSAGE encoder writes exactly
+// what the checked one writes, for messages at and around every bound.
+func TestMessageFastPath(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("a", n) }
+	msgs := []*Message{
+		benchMessage(),
+		{Head: Head{Tag: 1}, From: "a", To: "b", ID: []byte{1}, MIME: []byte{1}},
+		{Head: Head{Tag: 0xFFFFFFFF, Flags: FlagMustUnderstand | FlagResponse}, From: long(MaxAddressLen), To: long(MaxAddressLen), ID: make([]byte, MaxMessageIDLen), MIME: make([]byte, 200)},
+		{Head: Head{Tag: 9}, From: "ü@ö.example", To: "x@y", ID: []byte{1}, MIME: make([]byte, 127)},
+		{Head: Head{Tag: 9}, From: "a@b", To: "x@y", ID: []byte{1}, MIME: make([]byte, 128)},
+		{Head: Head{Tag: 9}, From: "a@b", To: "x@y", ID: []byte{1}, MIME: make([]byte, 70000)},
+	}
+	for i, m := range msgs {
+		if !m.fastOK() {
+			t.Fatalf("message %d does not take the fast path", i)
+		}
+		fast := m.appendFast([]byte("x"))
+		slow, err := m.appendChecked([]byte("x"))
+		if err != nil || !bytes.Equal(fast, slow) {
+			t.Errorf("message %d: fast %x, checked %x (%v)", i, fast[:min(len(fast), 64)], slow[:min(len(slow), 64)], err)
+		}
+	}
+	// Invalid or unusual messages never take it.
+	for i, m := range []*Message{
+		{From: "a", To: "b", ID: []byte{1}, MIME: []byte{1}},
+		{Head: Head{Tag: 1, Node: "n"}, From: "a", To: "b", ID: []byte{1}, MIME: []byte{1}},
+		{Head: Head{Tag: 1}, From: "a\xff", To: "b", ID: []byte{1}, MIME: []byte{1}},
+		{Head: Head{Tag: 1}, From: long(MaxAddressLen + 1), To: "b", ID: []byte{1}, MIME: []byte{1}},
+		{Head: Head{Tag: 1}, From: "a", To: "b", ID: make([]byte, MaxMessageIDLen+1), MIME: []byte{1}},
+		{Head: Head{Tag: 1}, From: "a", To: "b", ID: []byte{1}},
+		{Head: Head{Tag: 1}, From: "a", To: "b", ID: []byte{1}, MIME: []byte{1}, Attrs: []Attr{{"alias", "x"}}},
+	} {
+		if m.fastOK() {
+			t.Errorf("message %d takes the fast path", i)
+		}
+	}
+}
