@@ -306,6 +306,21 @@ func (h *Handler) Deliver(ctx context.Context, to addr.Address, m *wire.Message)
 	return n
 }
 
+// DeliverAcked hands m to every session of to, like Deliver, and waits
+// until the clients acknowledge it (RESULT ok) or ctx ends; it returns how
+// many acknowledged. The server uses it for messages it must not lose, such
+// as those kept while the user was offline.
+func (h *Handler) DeliverAcked(ctx context.Context, to addr.Address, m *wire.Message) int {
+	var buf [8]*session
+	n := 0
+	for _, s := range h.sessionsOf(to, buf[:0]) {
+		if s.deliverAcked(ctx, m) {
+			n++
+		}
+	}
+	return n
+}
+
 // Online reports whether the user has at least one session.
 func (h *Handler) Online(user addr.Address) bool { return h.Sessions(user) > 0 }
 

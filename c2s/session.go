@@ -345,6 +345,25 @@ func (s *session) slow(why string) {
 
 // track waits for the client's RESULT to a MESSAGE, on one goroutine per
 // session that runs only while there are answers to wait for.
+// deliverAcked sends m to the session and waits for the client's RESULT.
+func (s *session) deliverAcked(ctx context.Context, m *wire.Message) bool {
+	call := s.lc.Requests().Start()
+	cp := *m
+	cp.Head = wire.Head{Tag: call.Tag()}
+	if err := s.lc.Send(ctx, &cp); err != nil {
+		call.Cancel()
+		return false
+	}
+	s.h.Stats.Delivered.Add(1)
+	rec, err := call.Wait(ctx, s.lc.Done())
+	if r, ok := rec.(*wire.Result); err == nil && ok && r.Code == wire.StatusOK {
+		s.h.Stats.Acked.Add(1)
+		return true
+	}
+	s.h.Stats.Unacked.Add(1)
+	return false
+}
+
 func (s *session) track(call *link.Call) {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()

@@ -70,7 +70,10 @@ type Options struct {
 	// link default (30 s); negative disables.
 	KeepAlive time.Duration
 	// MessageBuffer is how many incoming messages wait for Messages'
-	// reader before more are refused with busy.
+	// reader. When it is full the client stops reading from the server
+	// (so read Messages on a goroutine of its own, apart from Send): the
+	// server then holds the messages, and drops a session that stays
+	// full as a slow consumer.
 	MessageBuffer int
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
@@ -328,7 +331,8 @@ func (c *Client) Ping(ctx context.Context) error {
 // to the server once it has been received from the channel. The channel
 // is closed after the connection has ended and the messages that arrived
 // before have been handed over (or Close was called). Until it is read,
-// up to Options.MessageBuffer messages wait; more are refused with busy.
+// up to Options.MessageBuffer messages wait; then the client stops reading
+// from the server until they are taken.
 func (c *Client) Messages() <-chan Incoming { return c.msgs }
 
 // Done is closed when the connection has ended.
@@ -367,11 +371,12 @@ func (c *Client) handle(lc *link.Conn, rec wire.Record) {
 		}
 		return
 	}
+	// A full buffer stops the reader: the server's queue for this session
+	// fills, and the server treats the session as a slow consumer, rather
+	// than the client refusing (and so losing) a message it was handed.
 	select {
 	case c.pending <- pendingMsg{in: parseIncoming(m), tag: m.Tag}:
-	default:
-		c.log.Warn("incoming messages not read; refusing one", "from", m.From)
-		lc.TrySend(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: wire.StatusBusy, Text: "client not reading"})
+	case <-lc.Closing():
 	}
 }
 

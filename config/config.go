@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -44,7 +45,10 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // Config is the whole file.
 type Config struct {
 	// DataDir holds the database, the dial-back key and other state.
-	DataDir    string       `toml:"data_dir"`
+	DataDir string `toml:"data_dir"`
+	// ShutdownTimeout bounds a graceful shutdown (SIGTERM): draining the
+	// clients and the server connections.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	Log        Log          `toml:"log"`
 	Listen     Listen       `toml:"listen"`
 	DNS        DNS          `toml:"dns"`
@@ -89,6 +93,9 @@ type Federation struct {
 	// RetryFor is how long a message to an unreachable domain is retried
 	// before its sender gets "unreachable".
 	RetryFor Duration `toml:"retry_for"`
+	// DrainTo is "host:port" of another node of the same domains: on
+	// shutdown, peers are sent REDIRECT there instead of CLOSE.
+	DrainTo string `toml:"drain_to"`
 }
 
 // Domain is one domain served (an imxd serving several is an Aggregator).
@@ -148,6 +155,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	str(&c.DataDir, "imx-data")
+	dur(&c.ShutdownTimeout, 15*time.Second)
 	str(&c.Log.Level, "info")
 	str(&c.Log.Format, "text")
 	str(&c.Listen.Server, DefaultServerListen)
@@ -292,6 +300,14 @@ func (c *Config) Validate() error {
 	}
 	if f.MaxBackoff < f.MinBackoff {
 		bad("federation.max_backoff", "%v is below min_backoff %v", f.MaxBackoff.D(), f.MinBackoff.D())
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	if f.DrainTo != "" {
+		if host, port, err := net.SplitHostPort(f.DrainTo); err != nil || host == "" || port == "" || port == "0" {
+			bad("federation.drain_to", "%q is not host:port", f.DrainTo)
+		}
 	}
 	if len(f.Node) > 64 {
 		bad("federation.node", "longer than 64 bytes")

@@ -10,6 +10,7 @@ var tmpl = template.Must(template.New("imxd.toml").Parse(`# imxd configuration: 
 
 # Where imxd keeps its database and its dial-back key.
 data_dir = "{{.DataDir}}"
+shutdown_timeout = "15s"  # how long a graceful shutdown (SIGTERM) may take
 
 [log]
 level = "info"   # debug, info, warn, error
@@ -36,6 +37,7 @@ max_backoff = "5m"
 retry_for = "2m"              # retry a message to an unreachable domain this long
 redirect_allow = []           # hosts a REDIRECT may send us to, besides a domain's own record
 node = ""                     # this node's name in a multi-node domain
+drain_to = ""                 # host:port of another node: on shutdown, REDIRECT peers there
 
 [clients]
 session_lifetime = "720h"     # how long a remembered login stays valid

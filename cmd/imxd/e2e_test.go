@@ -587,3 +587,81 @@ func TestInit(t *testing.T) {
 		t.Errorf("init overwrote an existing configuration:\n%s", out)
 	}
 }
+
+// TestDrainUnderLoad: the receiving server is stopped with SIGTERM in the
+// middle of a stream of messages and started again. Every message gets a
+// final result, and its recipient gets each exactly once: live, or from
+// the offline box after logging in again.
+func TestDrainUnderLoad(t *testing.T) {
+	dns := imxtest.StartDNS(t)
+	alpha := startIMXD(t, dns, "alpha.test", "127.0.0.2", "")
+	beta := startIMXD(t, dns, "beta.test", "127.0.0.3", "offline_messages = true\noffline_limit = 100000\n")
+	alice, carol := alpha.addUser("alice", pw), beta.addUser("carol", pw)
+	ca := login(t, alpha, alice, pw)
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	collect := func(c *client.Client) {
+		for m := range c.Messages() {
+			mu.Lock()
+			seen[m.Body]++
+			mu.Unlock()
+		}
+	}
+	go collect(login(t, beta, carol, pw))
+
+	const total = 1500
+	var next, done atomic.Int64
+	var restart sync.Once
+	results := make(chan string, total)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				res, err := ca.SendMessage(ctx, &wire.Send{To: carol, Body: fmt.Sprintf("d%04d", i), ID: client.NewMessageID()})
+				cancel()
+				switch {
+				case err != nil:
+					results <- "error: " + err.Error()
+				default:
+					results <- res.Code.String()
+				}
+				if done.Add(1) == total/3 {
+					restart.Do(func() {
+						beta.stop() // SIGTERM: a graceful drain
+						beta.start()
+					})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(results)
+	counts := map[string]int{}
+	for r := range results {
+		counts[r]++
+	}
+	if counts["delivered"]+counts["stored"] != total {
+		t.Fatalf("results: %v, want every message delivered or stored", counts)
+	}
+	// carol logs in again and gets what was stored while she was away.
+	go collect(login(t, beta, carol, pw))
+	imxtest.WaitFor(t, 30*time.Second, 20*time.Millisecond, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == total
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for body, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", body, n)
+		}
+	}
+	t.Logf("results across the drain: %v", counts)
+}

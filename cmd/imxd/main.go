@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/imxproject/imx/config"
 	"github.com/imxproject/imx/server"
@@ -52,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	path := fs.String("c", "imxd.toml", "configuration file")
 	check := fs.Bool("t", false, "check the configuration and exit")
-	grace := fs.Duration("grace", 15*time.Second, "how long a shutdown may take")
+	grace := fs.Duration("grace", 0, "how long a shutdown may take (default: shutdown_timeout of the configuration)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
