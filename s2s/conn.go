@@ -53,9 +53,13 @@ type sconn struct {
 	// without a lock on every record, written under mu.
 	authed atomic.Pointer[[]pair]
 
-	mu         sync.Mutex
-	authing    map[pair]chan struct{}
-	verifying  map[pair]*verification
+	mu        sync.Mutex
+	authing   map[pair]chan struct{}
+	verifying map[pair]*verification
+	// conn2 is, on an outbound connection 1, the inbound connection 2
+	// that brought the receiver's DB-VERIFY for a pair: it is trusted once
+	// DB-OUTCOME says ok on connection 1, when the receiver trusts it too.
+	conn2      map[pair]*sconn
 	claimed    map[string]bool // inbound: remote domains claimed by DB-TOKEN
 	violations int
 	draining   bool
@@ -72,6 +76,7 @@ func (s *Server) newConn(lc *link.Conn, outbound bool, remote, endpoint string, 
 		chain:     chain,
 		authing:   map[pair]chan struct{}{},
 		verifying: map[pair]*verification{},
+		conn2:     map[pair]*sconn{},
 		claimed:   map[string]bool{},
 		authSlots: make(chan struct{}, maxAuthsPerConn),
 	}
@@ -171,6 +176,7 @@ func (c *sconn) result(tag uint32, code wire.Status, text string) {
 // connection after too many.
 func (c *sconn) refuse(tag uint32, code wire.Status, why string, args ...any) {
 	c.srv.Stats.Refused.Add(1)
+	c.srv.metrics.refuse(code)
 	c.mu.Lock()
 	c.violations++
 	n := c.violations
@@ -258,7 +264,7 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 // authenticate runs dial-back as the originating server for (local, remote)
 // on c, an outbound connection to remote (steps 1 and 5 of §6.3.1 on our
 // side; steps 3–4 happen in onDBVerify).
-func (s *Server) authenticate(ctx context.Context, c *sconn, local, remote string) error {
+func (s *Server) authenticate(ctx context.Context, c *sconn, local, remote string) (err error) {
 	p := pair{local, remote}
 	for {
 		c.mu.Lock()
@@ -292,6 +298,7 @@ func (s *Server) authenticate(ctx context.Context, c *sconn, local, remote strin
 		delete(c.authing, p)
 		c.mu.Unlock()
 		close(done)
+		s.metrics.dialbackDone("originator", remote, err == nil)
 	}()
 
 	actx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
@@ -323,6 +330,15 @@ func (s *Server) authenticate(ctx context.Context, c *sconn, local, remote strin
 		return fmt.Errorf("%w: %s → %s: %w (%s)", ErrAuth, local, remote, out.Code, out.Text)
 	}
 	s.markAuthed(c, p)
+	c.mu.Lock()
+	c2 := c.conn2[p]
+	delete(c.conn2, p)
+	c.mu.Unlock()
+	if c2 != nil {
+		// Connection 2 reached us with the token that only the receiving
+		// server got; that server trusts it from before its DB-OUTCOME.
+		s.markAuthed(c2, p)
+	}
 	c.Logger().Info("domain pair authenticated", "local", local, "remote", remote, "as", "originator")
 	return nil
 }
@@ -340,11 +356,13 @@ func (s *Server) onDBToken(c *sconn, r *wire.DBToken) {
 		return
 	case !s.local[r.To]:
 		s.Stats.AuthFailed.Add(1)
+		s.metrics.dialbackDone("receiver", "", false)
 		c.refuse(0, wire.StatusRelayDenied, "DB-TOKEN for a domain not served here", "to", r.To)
 		outcome(wire.StatusRelayDenied, "domain not served here")
 		return
 	case err != nil || claimed != r.From || s.local[r.From]:
 		s.Stats.AuthFailed.Add(1)
+		s.metrics.dialbackDone("receiver", "", false)
 		outcome(wire.StatusNotAuthorized, "invalid originating domain")
 		return
 	}
@@ -409,10 +427,12 @@ func (s *Server) verify(c *sconn, p pair, v *verification, token, secret []byte)
 	c.mu.Unlock()
 	if code == wire.StatusOK {
 		s.Stats.AuthOK.Add(1)
+		s.metrics.dialbackDone("receiver", p.remote, true)
 		s.markAuthed(c, p)
 		c.Logger().Info("domain pair authenticated", "local", p.local, "remote", p.remote, "as", "receiver")
 	} else {
 		s.Stats.AuthFailed.Add(1)
+		s.metrics.dialbackDone("receiver", p.remote, false)
 		c.Logger().Warn("dial-back failed", "local", p.local, "remote", p.remote, "code", code, "why", text)
 	}
 	c.TrySend(&wire.DBOutcome{Head: wire.Head{Tag: v.tag}, From: p.local, To: p.remote, Code: code, Text: text})
@@ -510,9 +530,16 @@ func (s *Server) onDBVerify(c *sconn, r *wire.DBVerify) {
 		c.result(r.Tag, wire.StatusNotAuthorized, "connection 1 is gone")
 		return
 	}
-	// Connection 2 reached us with the token that only the receiving
-	// server got: it is trusted for the pair too (§6.3.1 step 5).
-	s.markAuthed(c, pair{local: r.To, remote: r.From})
+	// Connection 2 is trusted for the pair too (§6.3.1 step 5), once the
+	// receiving server's DB-OUTCOME on connection 1 says that the secret
+	// matched: not before, when it does not use connection 2 yet.
+	p := pair{local: r.To, remote: r.From}
+	c1.mu.Lock()
+	c1.conn2[p] = c
+	c1.mu.Unlock()
+	if c1.isAuthed(p.local, p.remote) { // re-verified on an old connection 1
+		s.markAuthed(c, p)
+	}
 	c.result(r.Tag, wire.StatusOK, "")
 }
 
