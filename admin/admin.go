@@ -12,6 +12,7 @@
 //	DELETE /api/v1/users/{address}           204
 //	PUT    /api/v1/users/{address}/password  {"password": "…"} → 204
 //	GET    /api/v1/federation                the server connections and their authenticated pairs
+//	GET    /metrics                          Prometheus metrics (docs/operations.md), when Config.Metrics is set
 //
 // Errors are {"error": "…"} with 400 (bad input), 404 (no such user), 409
 // (user exists) or 500.
@@ -53,7 +54,9 @@ type Config struct {
 	// Disconnect, if set, ends the sessions of a user whose password was
 	// changed or whose account was deleted.
 	Disconnect func(user addr.Address)
-	Logger     *slog.Logger
+	// Metrics, if set, serves GET /metrics (the Prometheus exposition).
+	Metrics http.Handler
+	Logger  *slog.Logger
 }
 
 // MinPasswordLen is the shortest password accepted.
@@ -74,6 +77,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("PUT /api/v1/users/{address}/password", a.setPassword)
 	if cfg.Federation != nil {
 		mux.HandleFunc("GET /api/v1/federation", func(w http.ResponseWriter, _ *http.Request) { reply(w, http.StatusOK, cfg.Federation()) })
+	}
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
 	}
 	return mux
 }

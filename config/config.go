@@ -48,13 +48,13 @@ type Config struct {
 	DataDir string `toml:"data_dir"`
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM): draining the
 	// clients and the server connections.
-	ShutdownTimeout Duration `toml:"shutdown_timeout"`
-	Log        Log          `toml:"log"`
-	Listen     Listen       `toml:"listen"`
-	DNS        DNS          `toml:"dns"`
-	Federation Federation   `toml:"federation"`
-	Domains    []Domain     `toml:"domain"`
-	Clients    ClientLimits `toml:"clients"`
+	ShutdownTimeout Duration     `toml:"shutdown_timeout"`
+	Log             Log          `toml:"log"`
+	Listen          Listen       `toml:"listen"`
+	DNS             DNS          `toml:"dns"`
+	Federation      Federation   `toml:"federation"`
+	Domains         []Domain     `toml:"domain"`
+	Clients         ClientLimits `toml:"clients"`
 }
 
 // Log configures logging.

@@ -118,6 +118,8 @@ type Router struct {
 
 	mu       sync.Mutex
 	limiters map[addr.Address]*rate.Limiter
+
+	metrics *metrics
 }
 
 // maxLimiters bounds the per-sender rate limiters kept in memory; beyond
@@ -144,7 +146,7 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Router{cfg: cfg, log: cfg.Logger.With("component", "router"), started: cfg.Now(), limiters: map[addr.Address]*rate.Limiter{}}, nil
+	return &Router{cfg: cfg, log: cfg.Logger.With("component", "router"), started: cfg.Now(), limiters: map[addr.Address]*rate.Limiter{}, metrics: newMetrics()}, nil
 }
 
 func result(code wire.Status, text string) *wire.Result {
@@ -227,7 +229,8 @@ func (r *Router) deliverLocal(ctx context.Context, m *wire.Message, to addr.Addr
 // Send routes a message from a local client and returns its final result.
 // It blocks until the result is known (for a remote recipient, at most
 // RetryFor plus a request timeout).
-func (r *Router) Send(ctx context.Context, from addr.Address, s *wire.Send) *wire.Result {
+func (r *Router) Send(ctx context.Context, from addr.Address, s *wire.Send) (res *wire.Result) {
+	defer func() { r.metrics.result("sent", res) }()
 	to, err := addr.Parse(s.To)
 	if err != nil {
 		return result(wire.StatusBadRequest, "invalid recipient address")
@@ -252,7 +255,7 @@ func (r *Router) Send(ctx context.Context, from addr.Address, s *wire.Send) *wir
 		case state == store.InFlight:
 			return result(wire.StatusBusy, "the first copy is still being sent")
 		}
-		res := r.send(ctx, from, to, s, id)
+		res = r.send(ctx, from, to, s, id)
 		r.settle(ctx, from.String(), id, res)
 		return res
 	}
@@ -287,8 +290,10 @@ func (r *Router) send(ctx context.Context, from, to addr.Address, s *wire.Send, 
 	m := &wire.Message{From: from.String(), To: to.String(), ID: id, MIME: mime}
 	if r.IsLocal(to.Domain()) {
 		// Local traffic stays local (draft §2 item 6).
+		defer r.metrics.since("local", time.Now())
 		return r.deliverLocal(ctx, m, to)
 	}
+	defer r.metrics.since("remote", time.Now())
 	now := r.cfg.Now()
 	e := store.OutboxEntry{ID: id, From: from, To: to, MIME: mime, Created: now, NextAttempt: now}
 	if err := r.cfg.Outbox.PutOutbox(ctx, e); err != nil {
@@ -337,7 +342,8 @@ func (r *Router) sendRemote(ctx context.Context, m *wire.Message, local, remote 
 
 // Receive handles a MESSAGE from another domain, whose domain s2s has
 // authenticated as fromDomain, for the local domain toDomain.
-func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wire.Message) *wire.Result {
+func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wire.Message) (res *wire.Result) {
+	defer func() { r.metrics.result("received", res) }()
 	from, err := addr.Parse(m.From)
 	if err != nil || from.String() != m.From || from.Domain() != fromDomain {
 		return result(wire.StatusBadRequest, "invalid sender address")
@@ -356,7 +362,7 @@ func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wi
 	case state == store.InFlight:
 		return result(wire.StatusBusy, "the first copy is still being delivered")
 	}
-	res := r.receive(ctx, from, to, m)
+	res = r.receive(ctx, from, to, m)
 	r.settle(ctx, fromDomain, m.ID, res)
 	return res
 }

@@ -165,7 +165,8 @@ type Server struct {
 	inbound   int
 	claimed   map[string]int // inbound connections per claimed remote domain
 
-	Stats Stats
+	Stats   Stats
+	metrics *metrics
 }
 
 // peer is the state kept for one remote domain.
@@ -249,6 +250,7 @@ func New(cfg Config) (*Server, error) {
 		s.dial = d.DialContext
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.metrics = newMetrics(s)
 	return s, nil
 }
 
@@ -447,6 +449,7 @@ func (s *Server) Request(ctx context.Context, local, remote string, rec wire.Rec
 	if !s.local[local] {
 		return nil, fmt.Errorf("%w: %s", ErrNotLocal, local)
 	}
+	defer s.metrics.request(rec.Type(), time.Now())
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
@@ -532,6 +535,7 @@ func (s *Server) acceptResponse(lc *link.Conn, call *link.Call) bool {
 			return true
 		}
 		s.Stats.Refused.Add(1)
+		s.metrics.refuse(wire.StatusNotAuthorized)
 		lc.Logger().Warn("response from a connection not authenticated for its request's pair; dropped", "local", sc.local, "remote", sc.remote)
 		return false
 	case connScope:

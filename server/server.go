@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -51,6 +52,7 @@ type Server struct {
 	s2s      *s2s.Server
 	c2s      *c2s.Handler
 	admin    http.Handler
+	frames   frameCounters
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr // listener name → its address, once listening
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		MinBackoff:          f.MinBackoff.D(),
 		MaxBackoff:          f.MaxBackoff.D(),
 		RedirectAllow:       f.RedirectAllow,
-		Link:                link.Config{Software: Software},
+		Link:                link.Config{Software: Software, Frames: &s.frames.server},
 		Dial:                opts.Dial,
 		Handler:             s2s.HandlerFunc(s.fromServer),
 		Logger:              logger,
@@ -157,7 +159,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		Domains: domains,
 		Auth:    &authenticator{store: s.store, lifetime: cfg.Clients.SessionLifetime.D()},
 		Router:  s.router,
-		Link:    link.Config{Software: Software},
+		Link:    link.Config{Software: Software, Frames: &s.frames.client},
 		OnLogin: s.deliverOffline,
 		Logger:  logger,
 	})
@@ -173,6 +175,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		// A changed password or a deleted account ends the user's
 		// sessions.
 		Disconnect: func(user addr.Address) { s.c2s.Disconnect(user, wire.StatusNotAuthorized, "credentials changed") },
+		Metrics:    s.newMetrics(),
 		Logger:     logger,
 	})
 	return s, nil
@@ -186,8 +189,9 @@ func (l *lateLocal) Deliver(ctx context.Context, to addr.Address, m *wire.Messag
 }
 
 // deliverOffline hands the messages kept while user was offline to the
-// sessions that just logged in, and forgets those delivered (at least once:
-// a crash between the two delivers them again).
+// sessions that just logged in, one at a time, and forgets those a client
+// acknowledged (at least once: a crash between the two delivers them
+// again).
 func (s *Server) deliverOffline(user addr.Address) {
 	s.drainMu.Lock()
 	mu := s.drains[user]
@@ -217,8 +221,8 @@ func (s *Server) deliverOffline(user addr.Address) {
 		var last int64
 		for _, m := range msgs {
 			rec := &wire.Message{From: m.From.String(), To: m.To.String(), ID: m.ID, MIME: m.MIME}
-			if s.c2s.Deliver(ctx, user, rec) == 0 {
-				break // the sessions left again: keep the rest
+			if s.c2s.DeliverAcked(ctx, user, rec) == 0 {
+				break // not acknowledged (the sessions left): keep the rest
 			}
 			last = m.Seq
 		}
@@ -310,7 +314,7 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) S2S() *s2s.Server { return s.s2s }
 
 // Run listens and serves until ctx ends, then shuts down in order within
-// grace, and releases everything. It returns the first error that stopped
+// grace (0: the configuration's shutdown_timeout), and releases everything. It returns the first error that stopped
 // it, or nil after a clean shutdown.
 func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	defer s.resolver.Close()
@@ -396,6 +400,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.log.Error("a listener failed; shutting down", "err", runErr)
 	}
 	stopResend()
+	if grace <= 0 {
+		grace = s.cfg.ShutdownTimeout.D()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	// Clients first, while the router, s2s and the store still serve the
@@ -404,6 +411,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.log.Warn("client sessions did not all close in time", "err", err)
 	}
 	_ = cliHTTP.Shutdown(sctx)
+	if to := s.cfg.Federation.DrainTo; to != "" {
+		s.redirectPeers(sctx, to)
+	}
 	if err := s.s2s.Shutdown(sctx); err != nil {
 		s.log.Warn("server connections did not all close in time", "err", err)
 	}
@@ -411,6 +421,41 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	wg.Wait()
 	s.log.Info("stopped")
 	return runErr
+}
+
+// redirectPeers sends the peers connected to this node to another node of
+// its domains (§4.4.4) and waits, up to half of what is left of ctx, for
+// them to go.
+func (s *Server) redirectPeers(ctx context.Context, target string) {
+	host, portText, _ := net.SplitHostPort(target) // config checked it
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		s.log.Warn("drain_to has no usable port; closing instead", "drain_to", target)
+		return
+	}
+	n := s.s2s.Redirect(host, uint16(port), "node draining")
+	s.log.Info("redirected peers to another node", "to", target, "peers", n)
+	wait := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl) / 2
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		inbound := 0
+		for _, c := range s.s2s.Conns() {
+			if !c.Outbound {
+				inbound++
+			}
+		}
+		if inbound == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // maintain prunes what the store keeps only for a while.

@@ -651,11 +651,19 @@ func TestDrainUnderLoad(t *testing.T) {
 	}
 	// carol logs in again and gets what was stored while she was away.
 	go collect(login(t, beta, carol, pw))
-	imxtest.WaitFor(t, 30*time.Second, 20*time.Millisecond, func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		mu.Lock()
-		defer mu.Unlock()
-		return len(seen) == total
-	})
+		n := len(seen)
+		mu.Unlock()
+		if n == total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carol received %d distinct messages of %d; beta's log:\n%s", n, total, lastLines(beta.logs.String(), 40))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	for body, n := range seen {
@@ -664,4 +672,9 @@ func TestDrainUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("results across the drain: %v", counts)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

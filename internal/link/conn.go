@@ -110,6 +110,9 @@ type Config struct {
 	AcceptResponse func(c *Conn, call *Call) bool
 	// Logger receives the connection's log lines; nil discards them.
 	Logger *slog.Logger
+	// Frames, if set, adds up this connection's frames by record type
+	// with those of the other connections that name it.
+	Frames *FrameCounter
 	// FramePerWrite makes the writer encode each record into a reusable
 	// buffer and hand it to the connection in one Write call of exactly
 	// that frame, instead of batching frames through a 16 KiB buffered
@@ -194,6 +197,7 @@ type Conn struct {
 
 	// Stats, for metrics.
 	FramesIn, FramesOut atomic.Uint64
+	frames              frameCounts // by record type
 }
 
 func newConn(nc net.Conn, cfg Config, initiator bool) *Conn {
@@ -488,6 +492,9 @@ func (c *Conn) startClose(mine *wire.Close, reason error) {
 // writer and closes the socket. It returns Err(). ctx's end closes the
 // connection with CLOSE shutting-down.
 func (c *Conn) Run(ctx context.Context, h Handler) error {
+	if c.cfg.Frames != nil {
+		c.cfg.Frames.add(c)
+	}
 	var wg sync.WaitGroup
 	wg.Go(c.writeLoop)
 	stopCtx := context.AfterFunc(ctx, func() { c.Close(wire.StatusShuttingDown, "server shutting down") })
@@ -510,6 +517,9 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 	}
 	c.timerMu.Unlock()
 	wg.Wait()
+	if c.cfg.Frames != nil {
+		c.cfg.Frames.remove(c)
+	}
 	_ = c.nc.Close()
 	close(c.done)
 	if e := c.Err(); e != nil {
@@ -588,6 +598,7 @@ func (c *Conn) readLoop(h Handler) error {
 		}
 		c.recvCount.Add(1)
 		c.FramesIn.Add(1)
+		c.frames.in[frameSlot(hd.Type)].Add(1)
 		rec, err := c.dec.Decode(hd, body)
 		if err != nil {
 			if e := c.violation(hd, err); e != nil {
@@ -775,6 +786,7 @@ func (c *Conn) write(w frameWriter, rec wire.Record) error {
 		return err
 	}
 	c.FramesOut.Add(1)
+	c.frames.out[frameSlot(rec.Type())].Add(1)
 	switch rec.(type) {
 	case *wire.Ping, *wire.Pong:
 	default:
