@@ -16,7 +16,7 @@ const (
 // small two-way table answers the common case without hashing into the
 // map; the map behind it is bounded: when full it starts over.
 type interner struct {
-	slots [256]string
+	slots *[256]string // allocated on first use
 	m     map[string]string
 	flip  bool // which candidate slot the next eviction takes
 }
@@ -60,6 +60,9 @@ func (in *interner) candidates(b []byte) (*string, *string) {
 	h := uint32((x*0x9E3779B97F4A7C15 ^ y*0xC2B2AE3D27D4EB4F ^ uint64(len(b))) * 0x165667B19E3779F9 >> 40)
 	// Two candidate slots, so that two strings that collide in one (say a
 	// connection's usual sender and recipient) can both stay.
+	if in.slots == nil {
+		in.slots = new([256]string)
+	}
 	return &in.slots[byte(h)], &in.slots[byte(h>>8)]
 }
 
@@ -70,7 +73,7 @@ func (in *interner) insert(b []byte, a, b2 *string) string {
 		s = string(b)
 		if len(b) <= internMaxLen {
 			if in.m == nil {
-				in.m = make(map[string]string, 64)
+				in.m = make(map[string]string, 8)
 			} else if len(in.m) >= internMaxEntries {
 				clear(in.m)
 			}
@@ -102,8 +105,11 @@ func (in *interner) insert(b []byte, a, b2 *string) string {
 //
 // A Decoder is not safe for concurrent use. The zero value is ready to use.
 type Decoder struct {
-	in   interner
-	recs [len(specs)]decodeTarget
+	in interner
+	// The reused records, allocated on first use: idx maps a type to its
+	// position in recs plus one.
+	idx  [len(specs)]uint8
+	recs []decodeTarget
 }
 
 // Decode decodes the record whose header is h from body, like ParseBody but
@@ -115,16 +121,25 @@ func (d *Decoder) Decode(h Header, body []byte) (Record, error) {
 		}
 	}
 	var r decodeTarget
-	if int(h.Type) < len(d.recs) && specs[h.Type] != nil {
-		r = d.recs[h.Type]
-		if r == nil {
-			r = newRecord(h.Type)
-			d.recs[h.Type] = r
-		} else {
+	if int(h.Type) < len(specs) && specs[h.Type] != nil {
+		var fresh bool
+		if r, fresh = d.rec(h.Type); !fresh {
 			resetRecord(r)
 		}
 	}
 	return decode(h, body, r, &d.in)
+}
+
+// rec returns the Decoder's record of type t, making it on first use
+// (fresh).
+func (d *Decoder) rec(t Type) (r decodeTarget, fresh bool) {
+	if i := d.idx[t]; i != 0 {
+		return d.recs[i-1], false
+	}
+	r = newRecord(t)
+	d.recs = append(d.recs, r)
+	d.idx[t] = uint8(len(d.recs))
+	return r, true
 }
 
 // resetRecord zeroes r but keeps the capacity of its slices.
@@ -219,11 +234,8 @@ func (d *Decoder) fastMessage(h Header, body []byte) *Message {
 	if !ok {
 		return nil
 	}
-	m, _ := d.recs[TypeMessage].(*Message)
-	if m == nil {
-		m = new(Message)
-		d.recs[TypeMessage] = m
-	}
+	r, _ := d.rec(TypeMessage)
+	m := r.(*Message)
 	*m = Message{Head: Head{Tag: h.Tag, Flags: h.Flags}, From: fs, To: ts,
 		ID: id[:len(id):len(id)], MIME: mime[:len(mime):len(mime)], Attrs: m.Attrs[:0]}
 	return m
