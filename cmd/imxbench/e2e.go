@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imxproject/imx/client"
+	"github.com/imxproject/imx/wire"
+)
+
+const benchPassword = "imxbench password"
+
+// Phases of the e2e scenario, carried in each message body so that the
+// receivers count and time each phase apart.
+const (
+	phaseWarmup = iota
+	phaseRamp
+	phasePaced
+	phases
+)
+
+type e2eOpts struct {
+	senders, receivers int
+	maxConc            int
+	step               time.Duration
+	size               int
+}
+
+func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
+	var o e2eOpts
+	fs.IntVar(&o.senders, "senders", 8, "sending client sessions on domain A, one user each")
+	fs.IntVar(&o.receivers, "receivers", 8, "receiving client sessions on domain B, one user each")
+	fs.IntVar(&o.maxConc, "max-concurrency", 1024, "the most messages in flight while ramping")
+	fs.DurationVar(&o.step, "step", 2*time.Second, "length of each ramp step")
+	fs.IntVar(&o.size, "size", 200, "message body size in bytes")
+	return func(ctx context.Context, c *common, w *world) (*report, error) {
+		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 {
+			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40")
+		}
+		return runE2E(ctx, c, w, &o)
+	}
+}
+
+// e2eState is shared by the senders and receivers.
+type e2eState struct {
+	o        *e2eOpts
+	senders  []*client.Client
+	to       []string
+	received [phases]atomic.Int64
+	ok       atomic.Int64
+	failed   atomic.Int64
+	firstErr atomic.Value // string
+
+	mu  sync.Mutex
+	lat latencies // paced phase, scheduled send → receipt
+}
+
+// body is "PHASE SCHEDULED-UNIX-NANO " padded with x to size bytes.
+func (s *e2eState) body(phase int, sched time.Time) string {
+	b := make([]byte, 0, s.o.size)
+	b = strconv.AppendInt(b, int64(phase), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, sched.UnixNano(), 10)
+	b = append(b, ' ')
+	for len(b) < s.o.size {
+		b = append(b, 'x')
+	}
+	return string(b)
+}
+
+func (s *e2eState) send(ctx context.Context, i int, phase int, sched time.Time) {
+	c := s.senders[i%len(s.senders)]
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := c.SendMessage(ctx, &wire.Send{To: s.to[i%len(s.to)], Body: s.body(phase, sched)})
+	switch {
+	case err != nil:
+		s.fail(err.Error())
+	case res.Code != wire.StatusDelivered:
+		s.fail(res.Code.String() + " " + res.Text)
+	default:
+		s.ok.Add(1)
+	}
+}
+
+func (s *e2eState) fail(msg string) {
+	s.failed.Add(1)
+	s.firstErr.CompareAndSwap(nil, msg)
+}
+
+// receive drains one receiving session.
+func (s *e2eState) receive(c *client.Client) {
+	var mine latencies
+	for m := range c.Messages() {
+		now := time.Now()
+		f := strings.SplitN(m.Body, " ", 3)
+		if len(f) < 3 {
+			continue
+		}
+		phase, err1 := strconv.Atoi(f[0])
+		ns, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil || phase < 0 || phase >= phases {
+			continue
+		}
+		s.received[phase].Add(1)
+		if phase == phasePaced {
+			mine = append(mine, now.Sub(time.Unix(0, ns)))
+		}
+	}
+	s.mu.Lock()
+	s.lat = append(s.lat, mine...)
+	s.mu.Unlock()
+}
+
+// pool is a set of closed-loop senders that can grow.
+type pool struct {
+	s    *e2eState
+	ctx  context.Context
+	stop chan struct{}
+	wg   sync.WaitGroup
+	n    int
+}
+
+func (p *pool) grow(n int, phase *atomic.Int32) {
+	for ; p.n < n; p.n++ {
+		i := p.n
+		p.wg.Go(func() {
+			for {
+				select {
+				case <-p.stop:
+					return
+				case <-p.ctx.Done():
+					return
+				case <-p.s.senders[i%len(p.s.senders)].Done():
+					return // its connection has ended: counted as an error already
+				default:
+				}
+				p.s.send(p.ctx, i, int(phase.Load()), time.Now())
+			}
+		})
+	}
+}
+
+func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, error) {
+	a, err := w.start(ctx, "alpha.bench", "127.0.0.2", "", "")
+	if err != nil {
+		return nil, err
+	}
+	b, err := w.start(ctx, "beta.bench", "127.0.0.3", "", "")
+	if err != nil {
+		return nil, err
+	}
+	sl, rl := make([]string, o.senders), make([]string, o.receivers)
+	for i := range sl {
+		sl[i] = fmt.Sprintf("s%d", i)
+	}
+	for i := range rl {
+		rl[i] = fmt.Sprintf("r%d", i)
+	}
+	if err := w.addUsers(ctx, a, benchPassword, sl...); err != nil {
+		return nil, err
+	}
+	if err := w.addUsers(ctx, b, benchPassword, rl...); err != nil {
+		return nil, err
+	}
+	s := &e2eState{o: o, senders: make([]*client.Client, o.senders), to: make([]string, o.receivers)}
+	recv := make([]*client.Client, o.receivers)
+	var recvWG sync.WaitGroup
+	defer func() {
+		for _, cl := range append(append([]*client.Client(nil), s.senders...), recv...) {
+			if cl != nil {
+				cl.Close()
+			}
+		}
+		recvWG.Wait()
+	}()
+	if err := parallel(ctx, o.senders, 4, func(ctx context.Context, i int) (err error) {
+		s.senders[i], err = login(ctx, a, sl[i]+"@"+a.domain, benchPassword, nil)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := parallel(ctx, o.receivers, 4, func(ctx context.Context, i int) (err error) {
+		s.to[i] = rl[i] + "@" + b.domain
+		recv[i], err = login(ctx, b, s.to[i], benchPassword, &client.Options{MessageBuffer: 8192})
+		if err == nil {
+			recvWG.Go(func() { s.receive(recv[i]) })
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	r := &report{scenario: "e2e"}
+	r.param("senders", "sending sessions (domain A)", o.senders)
+	r.param("receivers", "receiving sessions (domain B)", o.receivers)
+	r.param("size", "body bytes", o.size)
+	r.param("warmup_s", "warm-up", c.warmup.Seconds())
+	r.param("step_s", "ramp step", o.step.Seconds())
+	r.param("duration_s", "paced phase", c.duration.Seconds())
+
+	// Warm-up, then ramp: double the senders in flight until the rate
+	// stops growing (two steps in a row under +5 %).
+	var phase atomic.Int32
+	phase.Store(phaseWarmup)
+	p := &pool{s: s, ctx: ctx, stop: make(chan struct{})}
+	conc := min(4, o.maxConc)
+	p.grow(conc, &phase)
+	stopPool := func() {
+		close(p.stop)
+		p.wg.Wait()
+	}
+	if err := sleepCtx(ctx, c.warmup); err != nil {
+		stopPool()
+		return nil, err
+	}
+	phase.Store(phaseRamp)
+	type step struct {
+		conc int
+		rate float64
+	}
+	var steps []step
+	best, misses := step{}, 0
+	settle := min(o.step/4, 500*time.Millisecond)
+	rampCPU := w.startCPU()
+	for {
+		if err := sleepCtx(ctx, settle); err != nil {
+			stopPool()
+			return nil, err
+		}
+		n0, t0 := s.received[phaseRamp].Load(), time.Now()
+		if err := sleepCtx(ctx, o.step); err != nil {
+			stopPool()
+			return nil, err
+		}
+		rate := float64(s.received[phaseRamp].Load()-n0) / time.Since(t0).Seconds()
+		steps = append(steps, step{conc, rate})
+		if rate > best.rate*1.05 {
+			if rate > best.rate {
+				best = step{conc, rate}
+			}
+			misses = 0
+		} else {
+			if rate > best.rate {
+				best = step{conc, rate}
+			}
+			misses++
+		}
+		if misses >= 2 || conc*2 > o.maxConc {
+			break
+		}
+		conc *= 2
+		p.grow(conc, &phase)
+	}
+	stopPool()
+	rampRep := &report{}
+	rampCPU.stop(rampRep)
+	var ramp []string
+	var rampJSON []map[string]float64
+	for _, st := range steps {
+		ramp = append(ramp, fmt.Sprintf("%d→%.0f", st.conc, st.rate))
+		rampJSON = append(rampJSON, map[string]float64{"concurrency": float64(st.conc), "rate": round(st.rate, 1)})
+	}
+	r.figure("ramp", "ramp (in flight → msgs/s)", rampJSON, strings.Join(ramp, "  "))
+	r.figure("max_rate", "highest sustained rate", round(best.rate, 1), fmt.Sprintf("%.0f msgs/s (%d in flight)", best.rate, best.conc))
+	r.figures = append(r.figures, field{key: "max_concurrency", value: best.conc})
+	for _, f := range rampRep.figures {
+		if f.key == "bench_cpu_s" {
+			r.figure("ramp_bench_cpu_s", "imxbench CPU during the ramp", f.value, f.text)
+		}
+	}
+	if best.rate < 1 {
+		return nil, fmt.Errorf("no message went through while ramping (%d failed, first: %v)", s.failed.Load(), s.firstErr.Load())
+	}
+
+	// Paced phase at half the highest rate: each message has a scheduled
+	// send time and its latency is counted from it, so that a sender that
+	// falls behind shows up in the latency rather than hiding it.
+	target := best.rate / 2
+	interval := time.Duration(float64(time.Second) / target)
+	total := int(target * c.duration.Seconds())
+	okBefore := s.ok.Load()
+	phase.Store(phasePaced)
+	jobs := make(chan time.Time, 1<<16)
+	var workers sync.WaitGroup
+	for i := range max(2*best.conc, 64) {
+		workers.Go(func() {
+			for sched := range jobs {
+				s.send(ctx, i, phasePaced, sched)
+			}
+		})
+	}
+	cpu := w.startCPU()
+	start := time.Now().Add(5 * time.Millisecond)
+	sent := 0
+pace:
+	for sent < total {
+		due := min(int(time.Since(start)/interval)+1, total)
+		for ; sent < due; sent++ {
+			select {
+			case jobs <- start.Add(time.Duration(sent) * interval):
+			case <-ctx.Done():
+				break pace
+			}
+		}
+		if sent < total {
+			if sleepCtx(ctx, time.Until(start.Add(time.Duration(sent)*interval))) != nil {
+				break
+			}
+		}
+	}
+	close(jobs)
+	workers.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	// Wait for the messages whose results have come to reach their
+	// receivers (they are delivered before the result is sent, but the
+	// receiving client may still be reading them).
+	want := s.ok.Load() - okBefore
+	deadline := time.Now().Add(10 * time.Second)
+	for s.received[phasePaced].Load() < want && time.Now().Before(deadline) {
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	elapsed := time.Since(start)
+	cpu.stop(r)
+	got := s.received[phasePaced].Load()
+	r.figure("paced_target", "paced rate asked", round(target, 1), fmt.Sprintf("%.0f msgs/s (%d messages)", target, total))
+	r.figure("paced_rate", "paced rate reached", round(float64(got)/elapsed.Seconds(), 1), fmt.Sprintf("%.0f msgs/s (%d received)", float64(got)/elapsed.Seconds(), got))
+	for _, cl := range recv {
+		cl.Close()
+	}
+	recvWG.Wait()
+	s.mu.Lock()
+	lat := s.lat
+	s.mu.Unlock()
+	lat.add(r, "latency", "latency at the paced rate")
+	r.figure("errors", "errors (all phases)", s.failed.Load(), "")
+	if e := s.firstErr.Load(); e != nil {
+		r.notes = append(r.notes, fmt.Sprintf("first error: %v", e))
+	}
+	r.notes = append(r.notes, "latency: from a message's scheduled send time at the sending client to its arrival at the receiving client (client → A → B → client); the CPU figures cover the paced phase.")
+	return r, nil
+}

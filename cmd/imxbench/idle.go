@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/imxproject/imx/client"
+)
+
+func idleFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
+	n := fs.Int("n", 10000, "idle client sessions")
+	conc := fs.Int("concurrency", 64, "sessions opened at once")
+	return func(ctx context.Context, c *common, w *world) (*report, error) {
+		if *n < 2 || *conc < 1 {
+			return nil, errors.New("need -n ≥ 2 and -concurrency ≥ 1")
+		}
+		return runIdle(ctx, c, w, *n, *conc)
+	}
+}
+
+// runIdle opens n sessions of one user on one imxd (the first logs in with
+// the password and is remembered, the others resume with its token, so
+// that argon2id runs once), keeps them idle for the duration, and reports
+// imxd's VmRSS growth per session.
+func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, error) {
+	p, err := w.start(ctx, "idle.bench", "127.0.0.2", "", "")
+	if err != nil {
+		return nil, err
+	}
+	if err := w.addUsers(ctx, p, benchPassword, "idle"); err != nil {
+		return nil, err
+	}
+	user := "idle@" + p.domain
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	first, err := client.Dial(lctx, "ws://"+p.client+"/imx", nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	defer first.Close()
+	sess, err := first.Login(lctx, user, benchPassword, true)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	// Warm-up: imxd has served one session; let it settle.
+	if err := sleepCtx(ctx, c.warmup); err != nil {
+		return nil, err
+	}
+	rss0, err := procRSS(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	var self0 runtime.MemStats
+	runtime.ReadMemStats(&self0)
+
+	// The first session is one of the n: imxd accepts at most
+	// c2s.DefaultMaxConns (10,000) client connections.
+	clients := make([]*client.Client, n-1)
+	defer func() {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, conc)
+		for _, cl := range clients {
+			if cl == nil {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				cl.Close()
+				<-sem
+			})
+		}
+		wg.Wait()
+	}()
+	t0 := time.Now()
+	if err := parallel(ctx, n-1, conc, func(ctx context.Context, i int) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cl, err := client.Dial(ctx, "ws://"+p.client+"/imx", nil)
+		if err != nil {
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+		if _, err := cl.Resume(ctx, user, sess.Token); err != nil {
+			cl.Close()
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+		clients[i] = cl
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	openTime := time.Since(t0)
+
+	r := &report{scenario: "idle"}
+	r.param("sessions", "idle sessions", n)
+	r.param("warmup_s", "warm-up", c.warmup.Seconds())
+	r.param("duration_s", "idle for", c.duration.Seconds())
+	cpu := w.startCPU()
+	if err := sleepCtx(ctx, c.duration); err != nil {
+		return nil, err
+	}
+	rss1, err := procRSS(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	closed := 0
+	for _, cl := range clients {
+		select {
+		case <-cl.Done():
+			closed++
+		default:
+		}
+	}
+	cpu.stop(r)
+	var self1 runtime.MemStats
+	runtime.ReadMemStats(&self1)
+	per := float64(rss1-rss0) / float64(max(n-1, 1))
+	opened := float64(n - 1)
+	r.figure("open_rate", "sessions opened (resumed) per second", round(opened/openTime.Seconds(), 1), fmt.Sprintf("%.0f/s (%.2f s for %d)", opened/openTime.Seconds(), openTime.Seconds(), n-1))
+	r.figure("rss_before", "imxd VmRSS, 1 session", rss0, fmt.Sprintf("%.1f MiB", float64(rss0)/(1<<20)))
+	r.figure("rss_after", "imxd VmRSS, n sessions, at the end", rss1, fmt.Sprintf("%.1f MiB", float64(rss1)/(1<<20)))
+	r.figure("bytes_per_session", "imxd memory per idle session", round(per, 0), fmt.Sprintf("%.0f bytes (%.1f KiB)", per, per/1024))
+	selfPer := float64(int64(self1.Sys)-int64(self0.Sys)) / float64(max(n-1, 1))
+	r.figure("bench_bytes_per_session", "imxbench memory per session (Go Sys)", round(selfPer, 0), fmt.Sprintf("%.1f KiB", selfPer/1024))
+	r.figure("errors", "sessions ended while idle", closed, "")
+	r.notes = append(r.notes, "memory per session: (imxd VmRSS with n sessions idle − VmRSS with one) / (n − 1); the Go heap's GC headroom is part of it, as it is of a running server's footprint.")
+	return r, nil
+}

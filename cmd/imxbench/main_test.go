@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The tests build imxd and imxbench into one directory (so that imxbench
+// finds imxd next to itself, its default) and run each scenario as a
+// process for a very short time: the last line must be a RESULT whose
+// figures are sane.
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+func buildBoth(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "imxbench-test-"); buildErr != nil {
+			return
+		}
+		for _, b := range []struct{ name, pkg string }{{"imxd", "../imxd"}, {"imxbench", "."}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(buildDir, b.name), b.pkg).CombinedOutput()
+			cancel()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "imxbench")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// runBench runs imxbench with args and returns its output, exit status and
+// the RESULT object (nil when there is none).
+func runBench(t *testing.T, bin string, args ...string) (string, int, map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("imxbench %v: %v", args, err)
+	}
+	out := stdout.String() + stderr.String()
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	last := lines[len(lines)-1]
+	js, ok := strings.CutPrefix(last, "RESULT ")
+	if !ok {
+		return out, code, nil
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(js), &res); err != nil {
+		t.Fatalf("RESULT line does not parse: %v\n%s", err, last)
+	}
+	return out, code, res
+}
+
+// positive checks that each key of res is a number greater than zero.
+func positive(t *testing.T, res map[string]any, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		v, ok := res[k].(float64)
+		if !ok || v <= 0 {
+			t.Errorf("RESULT %s = %v, want a positive number", k, res[k])
+		}
+	}
+}
+
+func zero(t *testing.T, res map[string]any, key string) {
+	t.Helper()
+	if v, ok := res[key].(float64); !ok || v != 0 {
+		t.Errorf("RESULT %s = %v, want 0", key, res[key])
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs imxd")
+	}
+	bin := buildBoth(t)
+	short := []string{"-duration", "1s", "-warmup", "200ms"}
+	check := func(t *testing.T, args ...string) map[string]any {
+		t.Helper()
+		out, code, res := runBench(t, bin, append(args, short...)...)
+		if code != 0 || res == nil {
+			t.Fatalf("imxbench %v: status %d, RESULT %v\n%s", args, code, res, out)
+		}
+		if res["scenario"] != args[0] {
+			t.Errorf("RESULT scenario = %v, want %s", res["scenario"], args[0])
+		}
+		positive(t, res, "wall_s", "bench_cpu_s")
+		if t.Failed() {
+			t.Logf("output:\n%s", out)
+		}
+		return res
+	}
+
+	t.Run("e2e", func(t *testing.T) {
+		res := check(t, "e2e", "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8")
+		positive(t, res, "max_rate", "paced_rate", "latency_p50_ms", "latency_p99_ms", "latency_count")
+		zero(t, res, "errors")
+		if cpu, ok := res["imxd_cpu_s"].(map[string]any); !ok || len(cpu) != 2 {
+			t.Errorf("RESULT imxd_cpu_s = %v, want the two imxd processes", res["imxd_cpu_s"])
+		}
+		if p50, p99 := res["latency_p50_ms"].(float64), res["latency_p99_ms"].(float64); p50 > p99 {
+			t.Errorf("p50 %v > p99 %v", p50, p99)
+		}
+	})
+	t.Run("s2s", func(t *testing.T) {
+		res := check(t, "s2s", "-window", "16")
+		positive(t, res, "rate")
+		zero(t, res, "errors")
+		if r, _ := res["results"].(map[string]any); r["offline"] == nil {
+			t.Errorf("RESULT results = %v, want offline results", res["results"])
+		}
+	})
+	t.Run("s2s-link", func(t *testing.T) {
+		res := check(t, "s2s", "-mode", "link")
+		positive(t, res, "rate")
+	})
+	t.Run("idle", func(t *testing.T) {
+		res := check(t, "idle", "-n", "200")
+		positive(t, res, "bytes_per_session", "rss_before", "rss_after", "open_rate")
+		zero(t, res, "errors")
+	})
+	t.Run("auth", func(t *testing.T) {
+		res := check(t, "auth", "-n", "5000", "-concurrency", "8")
+		positive(t, res, "pairs_per_s", "latency_p50_ms", "latency_count")
+	})
+	t.Run("fanout", func(t *testing.T) {
+		out, code, res := runBench(t, bin, "fanout")
+		if code != exitUnavailable || res != nil {
+			t.Errorf("fanout: status %d (want %d), RESULT %v", code, exitUnavailable, res)
+		}
+		if !strings.Contains(out, "not available until presence lands") {
+			t.Errorf("fanout does not say why:\n%s", out)
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		if _, code, _ := runBench(t, bin, "nonsense"); code != exitUsage {
+			t.Errorf("unknown scenario: status %d, want %d", code, exitUsage)
+		}
+		_, code, _ := runBench(t, bin, "e2e", "-imxd", filepath.Join(t.TempDir(), "missing"))
+		if code != exitFailed {
+			t.Errorf("missing imxd: status %d, want %d", code, exitFailed)
+		}
+	})
+}
+
+// TestInterrupt: SIGINT in the middle of a run stops imxbench with status
+// 130, and its imxd is gone.
+func TestInterrupt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs imxd")
+	}
+	bin := buildBoth(t)
+	cmd := exec.Command(bin, "idle", "-n", "10", "-duration", "60s", "-warmup", "0s")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Wait for the imxd child to run, then interrupt.
+	var child int
+	deadline := time.Now().Add(30 * time.Second)
+	for child == 0 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("no imxd child appeared\n%s", out.String())
+		}
+		child = findChild(cmd.Process.Pid)
+		select {
+		case err := <-exited:
+			t.Fatalf("imxbench exited early: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("imxbench did not stop on an interrupt\n%s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Errorf("status %d, want %d\n%s", code, exitInterrupted, out.String())
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", child)); err == nil {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child)); !bytes.Contains(b, []byte(") Z ")) {
+			t.Errorf("imxd %d still runs after imxbench stopped", child)
+		}
+	}
+}
+
+// findChild returns the pid of a child of parent, or 0.
+func findChild(parent int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", parent, parent))
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			var pid int
+			fmt.Sscan(f[0], &pid)
+			return pid
+		}
+	}
+	// Children may hang off any thread of the Go process.
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", parent))
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", parent, task.Name()))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			var pid int
+			fmt.Sscan(f[0], &pid)
+			return pid
+		}
+	}
+	return 0
+}
