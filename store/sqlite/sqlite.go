@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -55,6 +56,12 @@ type Store struct {
 	reqs          chan *batchReq
 	quit          chan struct{} // closed by Close
 	committerDone chan struct{} // closed when the committer returns
+
+	// The checkpointer copies the write-ahead log into the database on a
+	// connection of its own, so that its fsync never stalls a commit.
+	ck          *sql.DB
+	ckDone      chan struct{}
+	checkpoints atomic.Uint64 // checkpoints that copied pages, for tests
 
 	closeOnce sync.Once
 	closeErr  error
@@ -156,7 +163,26 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		quit:          make(chan struct{}),
 		committerDone: make(chan struct{}),
 	}
+	// Checkpoints leave the writer: it no longer checkpoints after the
+	// commit that fills the log; the checkpointer does, on its own
+	// connection (checkpoint.go).
+	if _, err := w.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	ck, err := sql.Open("sqlite", dsn(abs, url.Values{"_busy_timeout": {busy}}))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetConnMaxLifetime(0)
+	ck.SetConnMaxIdleTime(0)
+	st.ck, st.ckDone = ck, make(chan struct{})
 	go st.committer()
+	go st.checkpointer()
 	for i, q := range stmtSQL {
 		if st.stmts[i], err = w.PrepareContext(ctx, q); err != nil {
 			st.Close()
@@ -205,13 +231,14 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.committerDone
+		<-s.ckDone
 		var errs []error
 		for _, st := range s.stmts {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}
 		}
-		s.closeErr = errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+		s.closeErr = errors.Join(append(errs, s.ck.Close(), s.r.Close(), s.w.Close())...)
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("store/sqlite: close %s: %w", s.path, s.closeErr)
 		}

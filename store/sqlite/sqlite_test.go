@@ -404,3 +404,32 @@ func TestErrorsNameTheOperation(t *testing.T) {
 
 // t0 is the tests' "now".
 func t0() time.Time { return time.Date(2000, 6, 15, 12, 0, 0, 0, time.UTC) }
+
+// TestCheckpointsOffTheWriter: the writer does not checkpoint (its
+// automatic checkpoint is off) and the checkpointer does: the log is
+// copied into the database while the store runs.
+func TestCheckpointsOffTheWriter(t *testing.T) {
+	st, err := Open(context.Background(), filepath.Join(t.TempDir(), "imx.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var auto int
+	if err := st.w.QueryRow("PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("writer wal_autocheckpoint = %d (%v), want 0", auto, err)
+	}
+	ctx := context.Background()
+	for i := range 200 {
+		if _, _, err := st.Claim(ctx, "alpha.example", []byte{byte(i), byte(i >> 8)}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The checkpointer copies the log into the database by itself.
+	deadline := time.Now().Add(10 * time.Second)
+	for st.checkpoints.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the checkpointer copied nothing in 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
