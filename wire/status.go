@@ -21,6 +21,7 @@ const (
 	StatusOK        Status = 0x0000 // done; also the code of a normal CLOSE
 	StatusDelivered Status = 0x0001 // message delivered to Count sessions
 	StatusStored    Status = 0x0002 // message stored for offline delivery
+	StatusPending   Status = 0x0003 // accepted, waiting for the user (a subscription awaiting approval)
 )
 
 // Temporary failures.
@@ -55,6 +56,7 @@ var statusNames = map[Status]string{
 	StatusOK:            "ok",
 	StatusDelivered:     "delivered",
 	StatusStored:        "stored",
+	StatusPending:       "pending",
 	StatusOffline:       "offline",
 	StatusRateLimited:   "rate-limited",
 	StatusBusy:          "busy",
