@@ -183,6 +183,22 @@ func resetRecord(r decodeTarget) {
 		*r = Session{}
 	case *Send:
 		*r = Send{Attrs: r.Attrs[:0]}
+	case *ContactAdd:
+		*r = ContactAdd{}
+	case *ContactRemove:
+		*r = ContactRemove{}
+	case *Contacts:
+		*r = Contacts{}
+	case *ContactList:
+		*r = ContactList{Contacts: r.Contacts[:0]}
+	case *Approve:
+		*r = Approve{}
+	case *PresenceSet:
+		*r = PresenceSet{}
+	case *Block:
+		*r = Block{}
+	case *Request:
+		*r = Request{}
 	}
 }
 

@@ -37,6 +37,7 @@ const (
 	MaxMessageIDLen = 64
 	MaxPingDataLen  = 256
 	MaxAttrValueLen = 4096
+	MaxAliasLen     = 128
 )
 
 const keyNode = 0xF0 // the common node field, allowed in every record
@@ -481,6 +482,22 @@ func assign(s setter, f *field) {
 	case *Session:
 		r.set(f)
 	case *Send:
+		r.set(f)
+	case *ContactAdd:
+		r.set(f)
+	case *ContactRemove:
+		r.set(f)
+	case *Contacts:
+		r.set(f)
+	case *ContactList:
+		r.set(f)
+	case *Approve:
+		r.set(f)
+	case *PresenceSet:
+		r.set(f)
+	case *Block:
+		r.set(f)
+	case *Request:
 		r.set(f)
 	}
 }

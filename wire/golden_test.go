@@ -59,6 +59,14 @@ var goldenRecords = []struct {
 	{"login-session", &Login{Head: Head{Tag: 2}, User: "alice@alpha.example", Session: bytes.Repeat([]byte{0xa5}, 32)}},
 	{"session", &Session{Head: Head{Tag: 1, Flags: FlagResponse}, User: "alice@alpha.example", Session: bytes.Repeat([]byte{0xa5}, 32), Expires: 2592000, ID: "s7"}},
 	{"send", &Send{Head: Head{Tag: 3}, To: "bob@beta.example", ContentType: "text/plain", Body: "Hello Bob!", ID: []byte{0x01}}},
+	{"contact-add", &ContactAdd{Head: Head{Tag: 5}, Address: "bob@beta.example", Alias: "Bob"}},
+	{"contact-remove", &ContactRemove{Head: Head{Tag: 6}, Address: "bob@beta.example"}},
+	{"contacts", &Contacts{Head: Head{Tag: 7}}},
+	{"contact-list", &ContactList{Head: Head{Tag: 7, Flags: FlagResponse}, Contacts: []string{"bob@beta.example approved Bob", "carol@gamma.example asked"}}},
+	{"approve", &Approve{Head: Head{Tag: 8}, Address: "alice@alpha.example", Approve: true}},
+	{"presence-set", &PresenceSet{Head: Head{Tag: 9}, Presence: PresenceAway, Status: "back at 3"}},
+	{"block", &Block{Head: Head{Tag: 10}, Pattern: "@spam.example", Block: true}},
+	{"request", &Request{Watcher: "alice@alpha.example", Alias: "Alice"}},
 	{"send-html", &Send{Head: Head{Tag: 4}, To: "bob@beta.example", ContentType: "text/html-lite", Body: "<b>Hello</b> Bob", Attrs: []Attr{{"x-client", "imx-web"}}}},
 }
 

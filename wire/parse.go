@@ -114,6 +114,22 @@ func newRecord(t Type) decodeTarget {
 		return new(Session)
 	case TypeSend:
 		return new(Send)
+	case TypeContactAdd:
+		return new(ContactAdd)
+	case TypeContactRemove:
+		return new(ContactRemove)
+	case TypeContacts:
+		return new(Contacts)
+	case TypeContactList:
+		return new(ContactList)
+	case TypeApprove:
+		return new(Approve)
+	case TypePresenceSet:
+		return new(PresenceSet)
+	case TypeBlock:
+		return new(Block)
+	case TypeRequest:
+		return new(Request)
 	}
 	panic("wire: newRecord of unknown type " + t.String()) // unreachable: callers check specOf first
 }
@@ -352,5 +368,54 @@ func (r *Send) set(f *field) {
 		r.ID = f.val[:len(f.val):len(f.val)]
 	case 5:
 		r.Attrs = append(r.Attrs, f.attr())
+	}
+}
+
+func (r *ContactAdd) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.Address = f.text()
+	case 2:
+		r.Alias = f.text()
+	}
+}
+
+func (r *ContactRemove) set(f *field) { r.Address = f.text() }
+func (r *Contacts) set(*field)        {}
+func (r *ContactList) set(f *field)   { r.Contacts = append(r.Contacts, f.text()) }
+
+func (r *Approve) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.Address = f.text()
+	case 2:
+		r.Approve = f.u == 1
+	}
+}
+
+func (r *PresenceSet) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.Presence = Presence(f.u)
+	case 2:
+		r.Status = f.text()
+	}
+}
+
+func (r *Block) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.Pattern = f.text()
+	case 2:
+		r.Block = f.u == 1
+	}
+}
+
+func (r *Request) set(f *field) {
+	switch f.spec.key {
+	case 1:
+		r.Watcher = f.text()
+	case 2:
+		r.Alias = f.text()
 	}
 }

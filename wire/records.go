@@ -168,12 +168,42 @@ var (
 		attrs(5),
 	)
 
-	specs = func() [0x103]*recordSpec {
-		var a [0x103]*recordSpec
+	specContactAdd = newSpec(TypeContactAdd, "CONTACT-ADD", shapeRequest,
+		address(1, "address"),
+		text(2, "alias", false, 0, MaxAliasLen),
+	)
+	specContactRemove = newSpec(TypeContactRemove, "CONTACT-REMOVE", shapeRequest,
+		address(1, "address"),
+	)
+	specContacts    = newSpec(TypeContacts, "CONTACTS", shapeRequest)
+	specContactList = newSpec(TypeContactList, "CONTACT-LIST", shapeResponse,
+		fieldSpec{key: 1, name: "contact", kind: KindText, rep: true, min: 1, max: MaxAddressLen + 1 + MaxTokenLen + 1 + MaxAliasLen},
+	)
+	specApprove = newSpec(TypeApprove, "APPROVE", shapeRequest,
+		address(1, "address"),
+		uintF(2, "approve", true, 0, 1),
+	)
+	specPresenceSet = newSpec(TypePresenceSet, "PRESENCE-SET", shapeRequest,
+		uintF(1, "presence", true, 1, math.MaxUint8),
+		text(2, "status", false, 0, MaxTextLen),
+	)
+	specBlock = newSpec(TypeBlock, "BLOCK", shapeRequest,
+		address(1, "pattern"),
+		uintF(2, "block", true, 0, 1),
+	)
+	specRequest = newSpec(TypeRequest, "REQUEST", shapeNotice,
+		address(1, "watcher"),
+		text(2, "alias", false, 0, MaxAliasLen),
+	)
+
+	specs = func() [0x10B]*recordSpec {
+		var a [0x10B]*recordSpec
 		for _, s := range []*recordSpec{specHello, specClose, specRedirect, specPing, specPong,
 			specResult, specDBToken, specDBVerify, specDBSecret, specDBOutcome, specMessage,
 			specSubscribe, specUnsubscribe, specNotify, specGetAttrs, specAttrs,
-			specLogin, specSession, specSend} {
+			specLogin, specSession, specSend,
+			specContactAdd, specContactRemove, specContacts, specContactList,
+			specApprove, specPresenceSet, specBlock, specRequest} {
 			a[s.typ] = s
 		}
 		return a
@@ -418,6 +448,61 @@ type Send struct {
 	Attrs       []Attr // extra X- headers: name "x-…", value
 }
 
+// ContactAdd adds a contact to the user's list (or changes its alias) and
+// asks the contact for permission to see their presence. Answered by
+// RESULT.
+type ContactAdd struct {
+	Head
+	Address string
+	Alias   string
+}
+
+// ContactRemove removes a contact and cancels the subscription to it.
+type ContactRemove struct {
+	Head
+	Address string
+}
+
+// Contacts asks for the user's contact list; answered by ContactList.
+type Contacts struct {
+	Head
+}
+
+// ContactList answers Contacts: one text per contact, "address state" or
+// "address state alias", state being asked, approved or denied.
+type ContactList struct {
+	Head
+	Contacts []string
+}
+
+// Approve answers a request to watch the user's presence: approve or deny.
+type Approve struct {
+	Head
+	Address string // the watcher
+	Approve bool
+}
+
+// PresenceSet sets the user's presence and status text.
+type PresenceSet struct {
+	Head
+	Presence Presence
+	Status   string
+}
+
+// Block blocks (or unblocks) an address, or a whole domain as "@domain".
+type Block struct {
+	Head
+	Pattern string
+	Block   bool
+}
+
+// Request tells a client that someone asks to watch the user's presence.
+type Request struct {
+	Head
+	Watcher string
+	Alias   string
+}
+
 // Unknown is a record of a type this package does not know, received
 // without FlagMustUnderstand. It is kept whole so that it can be logged,
 // counted or forwarded.
@@ -427,47 +512,63 @@ type Unknown struct {
 	Body       []byte
 }
 
-func (*Hello) Type() Type       { return TypeHello }
-func (*Close) Type() Type       { return TypeClose }
-func (*Redirect) Type() Type    { return TypeRedirect }
-func (*Ping) Type() Type        { return TypePing }
-func (*Pong) Type() Type        { return TypePong }
-func (*Result) Type() Type      { return TypeResult }
-func (*DBToken) Type() Type     { return TypeDBToken }
-func (*DBVerify) Type() Type    { return TypeDBVerify }
-func (*DBSecret) Type() Type    { return TypeDBSecret }
-func (*DBOutcome) Type() Type   { return TypeDBOutcome }
-func (*Message) Type() Type     { return TypeMessage }
-func (*Subscribe) Type() Type   { return TypeSubscribe }
-func (*Unsubscribe) Type() Type { return TypeUnsubscribe }
-func (*Notify) Type() Type      { return TypeNotify }
-func (*GetAttrs) Type() Type    { return TypeGetAttrs }
-func (*Attrs) Type() Type       { return TypeAttrs }
-func (*Login) Type() Type       { return TypeLogin }
-func (*Session) Type() Type     { return TypeSession }
-func (*Send) Type() Type        { return TypeSend }
-func (u *Unknown) Type() Type   { return u.RecordType }
+func (*Hello) Type() Type         { return TypeHello }
+func (*Close) Type() Type         { return TypeClose }
+func (*Redirect) Type() Type      { return TypeRedirect }
+func (*Ping) Type() Type          { return TypePing }
+func (*Pong) Type() Type          { return TypePong }
+func (*Result) Type() Type        { return TypeResult }
+func (*DBToken) Type() Type       { return TypeDBToken }
+func (*DBVerify) Type() Type      { return TypeDBVerify }
+func (*DBSecret) Type() Type      { return TypeDBSecret }
+func (*DBOutcome) Type() Type     { return TypeDBOutcome }
+func (*Message) Type() Type       { return TypeMessage }
+func (*Subscribe) Type() Type     { return TypeSubscribe }
+func (*Unsubscribe) Type() Type   { return TypeUnsubscribe }
+func (*Notify) Type() Type        { return TypeNotify }
+func (*GetAttrs) Type() Type      { return TypeGetAttrs }
+func (*Attrs) Type() Type         { return TypeAttrs }
+func (*Login) Type() Type         { return TypeLogin }
+func (*Session) Type() Type       { return TypeSession }
+func (*Send) Type() Type          { return TypeSend }
+func (*ContactAdd) Type() Type    { return TypeContactAdd }
+func (*ContactRemove) Type() Type { return TypeContactRemove }
+func (*Contacts) Type() Type      { return TypeContacts }
+func (*ContactList) Type() Type   { return TypeContactList }
+func (*Approve) Type() Type       { return TypeApprove }
+func (*PresenceSet) Type() Type   { return TypePresenceSet }
+func (*Block) Type() Type         { return TypeBlock }
+func (*Request) Type() Type       { return TypeRequest }
+func (u *Unknown) Type() Type     { return u.RecordType }
 
-func (*Hello) isRecord()       {}
-func (*Close) isRecord()       {}
-func (*Redirect) isRecord()    {}
-func (*Ping) isRecord()        {}
-func (*Pong) isRecord()        {}
-func (*Result) isRecord()      {}
-func (*DBToken) isRecord()     {}
-func (*DBVerify) isRecord()    {}
-func (*DBSecret) isRecord()    {}
-func (*DBOutcome) isRecord()   {}
-func (*Message) isRecord()     {}
-func (*Subscribe) isRecord()   {}
-func (*Unsubscribe) isRecord() {}
-func (*Notify) isRecord()      {}
-func (*GetAttrs) isRecord()    {}
-func (*Attrs) isRecord()       {}
-func (*Login) isRecord()       {}
-func (*Session) isRecord()     {}
-func (*Send) isRecord()        {}
-func (*Unknown) isRecord()     {}
+func (*Hello) isRecord()         {}
+func (*Close) isRecord()         {}
+func (*Redirect) isRecord()      {}
+func (*Ping) isRecord()          {}
+func (*Pong) isRecord()          {}
+func (*Result) isRecord()        {}
+func (*DBToken) isRecord()       {}
+func (*DBVerify) isRecord()      {}
+func (*DBSecret) isRecord()      {}
+func (*DBOutcome) isRecord()     {}
+func (*Message) isRecord()       {}
+func (*Subscribe) isRecord()     {}
+func (*Unsubscribe) isRecord()   {}
+func (*Notify) isRecord()        {}
+func (*GetAttrs) isRecord()      {}
+func (*Attrs) isRecord()         {}
+func (*Login) isRecord()         {}
+func (*Session) isRecord()       {}
+func (*Send) isRecord()          {}
+func (*ContactAdd) isRecord()    {}
+func (*ContactRemove) isRecord() {}
+func (*Contacts) isRecord()      {}
+func (*ContactList) isRecord()   {}
+func (*Approve) isRecord()       {}
+func (*PresenceSet) isRecord()   {}
+func (*Block) isRecord()         {}
+func (*Request) isRecord()       {}
+func (*Unknown) isRecord()       {}
 
 // AppendBinary implements Record.
 func (r *Hello) AppendBinary(b []byte) ([]byte, error) {
@@ -686,6 +787,73 @@ func (r *Send) AppendBinary(b []byte) ([]byte, error) {
 	e.bytes(4, r.ID)
 	e.attrs(5, r.Attrs)
 	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *ContactAdd) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specContactAdd, r.Head)
+	e.text(1, r.Address)
+	e.text(2, r.Alias)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *ContactRemove) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specContactRemove, r.Head)
+	e.text(1, r.Address)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Contacts) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specContacts, r.Head)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *ContactList) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specContactList, r.Head)
+	e.texts(1, r.Contacts)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Approve) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specApprove, r.Head)
+	e.text(1, r.Address)
+	e.uint(2, boolUint(r.Approve))
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *PresenceSet) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specPresenceSet, r.Head)
+	e.uint(1, uint64(r.Presence))
+	e.text(2, r.Status)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Block) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specBlock, r.Head)
+	e.text(1, r.Pattern)
+	e.uint(2, boolUint(r.Block))
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *Request) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specRequest, r.Head)
+	e.text(1, r.Watcher)
+	e.text(2, r.Alias)
+	return e.finish(r.Head)
+}
+
+func boolUint(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // AppendBinary implements Record. The body is written as it was received.

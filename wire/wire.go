@@ -77,6 +77,16 @@ const (
 	TypeSession Type = 0x0101 // 1:user(t) 2:session(b)? 3:expires(u)? 4:id(t)?
 	TypeSend    Type = 0x0102 // 1:to(t) 2:content-type(t)? 3:body(t) 4:id(b)? 5:attr(a)*
 
+	// Client-only records of presence and contacts (docs/design/001-presence.md).
+	TypeContactAdd    Type = 0x0103 // 1:address(t) 2:alias(t)?
+	TypeContactRemove Type = 0x0104 // 1:address(t)
+	TypeContacts      Type = 0x0105 // (no fields)
+	TypeContactList   Type = 0x0106 // 1:contact(t)*  "address state [alias]"
+	TypeApprove       Type = 0x0107 // 1:address(t) 2:approve(u)
+	TypePresenceSet   Type = 0x0108 // 1:presence(u) 2:status(t)?
+	TypeBlock         Type = 0x0109 // 1:pattern(t) 2:block(u)
+	TypeRequest       Type = 0x010A // 1:watcher(t) 2:alias(t)?
+
 	// FirstClientType and LastClientType bound the range of the
 	// client-only records of the client API.
 	FirstClientType Type = 0x0100

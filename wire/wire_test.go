@@ -478,6 +478,12 @@ func normalize(r Record) Record {
 			c.Attrs = nil
 		}
 		return &c
+	case *ContactList:
+		c := *r
+		if len(c.Contacts) == 0 {
+			c.Contacts = nil
+		}
+		return &c
 	}
 	return r
 }
