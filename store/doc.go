@@ -14,9 +14,13 @@
 //   - Outbox: messages accepted from local senders that have no final
 //     result yet, so that nothing accepted is lost.
 //   - Offline: messages kept for offline recipients, bounded per recipient.
-//
-// Contacts, approvals, presence subscriptions and block lists (issue #5)
-// join them later, as further interfaces embedded in Store.
+//   - Contacts: each user's contact list, with aliases and the state of
+//     each request to watch.
+//   - Approvals: each user's decisions about who may watch them, with the
+//     requests still pending.
+//   - Blocks: the addresses and domains each user refuses.
+//   - SubsIn and SubsOut: the presence subscriptions granted to watchers
+//     and held for local watchers, with their expiry and renewal.
 //
 // # Time
 //

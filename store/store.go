@@ -22,10 +22,11 @@ type Store interface {
 	Dedup
 	Outbox
 	Offline
-
-	// Issue #5 (contacts and presence) embeds its interfaces here; see
-	// the section "Contacts, approvals, subscriptions and block lists"
-	// at the end of this file.
+	Contacts
+	Approvals
+	Blocks
+	SubsIn
+	SubsOut
 
 	// Close releases the store's resources. Operations after Close fail.
 	// Calling Close again does nothing and returns nil.
@@ -56,9 +57,13 @@ type Accounts interface {
 	// if there is no such account.
 	SetPassword(ctx context.Context, a addr.Address, password string) error
 
-	// DeleteAccount deletes the account a with its sessions and offline
-	// messages. Messages a sent that wait in the outbox stay there: they
-	// were accepted. ErrNotFound if there is no such account.
+	// DeleteAccount deletes the account a with its sessions, offline
+	// messages, contacts, approvals, blocks and subscriptions (those in
+	// which a is the local side: the owner, the presentity of a SubIn,
+	// the watcher of a SubOut). Messages a sent that wait in the outbox
+	// stay there: they were accepted. Rows of other accounts that name a
+	// as a remote address (a contact, a watcher) stay too: to them a is
+	// an address like any other. ErrNotFound if there is no such account.
 	DeleteAccount(ctx context.Context, a addr.Address) error
 
 	// AccountExists reports whether the account a exists.
@@ -316,19 +321,3 @@ type Offline interface {
 	// before before, and reports how many.
 	PruneOffline(ctx context.Context, before time.Time) (int, error)
 }
-
-// # Contacts, approvals, subscriptions and block lists
-//
-// Issue #5 (contacts and presence) adds here one small interface per
-// concern, each embedded in Store, each with its own section in the
-// conformance suite (storetest) and its own migration in store/sqlite:
-//
-//   - contacts: a user's contact list (address, alias, groups);
-//   - approvals: who may see a user's presence (pending, approved,
-//     refused), DESIGN decision 9;
-//   - subscriptions: the presence subscriptions in both directions with
-//     their expiry, which survive a restart;
-//   - block lists: the addresses and domains a user or a domain refuses
-//     (§6.4 item 5).
-//
-// Nothing of them exists yet: no types, no methods, no tables.

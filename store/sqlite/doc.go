@@ -28,8 +28,9 @@
 //
 // Password hashing (argon2id, tens of milliseconds) runs before the write
 // connection is taken, never while holding it. Deletions of many rows
-// (PruneClaims, PruneOffline, PruneSessions, ReleaseClaims) run in batches
-// of 1000 rows, one transaction each, so other writes get their turn.
+// (PruneClaims, PruneOffline, PruneSessions, PruneSubsIn, PruneSubsOut,
+// ReleaseClaims) run in batches of 1000 rows, one transaction each, so
+// other writes get their turn.
 //
 // # Group commit
 //
@@ -78,7 +79,8 @@
 // Open applies those the database lacks, in order, each in a transaction
 // of its own together with its row in schema_migrations (version, name,
 // applied). A database with a version this program does not know (made by a
-// newer imxd) is refused with ErrSchemaTooNew. The tables of version 1:
+// newer imxd) is refused with ErrSchemaTooNew. The tables of version 1
+// (0001_init.sql):
 //
 //	accounts  (id, domain, local, password)        UNIQUE (domain, local)
 //	sessions  (id, account → accounts, token_hash UNIQUE, client, created, expires)
@@ -89,8 +91,22 @@
 //	offline   (seq AUTOINCREMENT, account → accounts, sender, id, mime, received)
 //	          UNIQUE (account, sender, id)
 //
+// Version 2 (0002_presence.sql) adds the storage of presence; in each
+// table account is the local side, the other address is text:
+//
+//	contacts  (account → accounts, contact, alias, state)
+//	          PRIMARY KEY (account, contact)
+//	approvals (account → accounts, watcher, state, asked_at)
+//	          PRIMARY KEY (account, watcher)
+//	blocks    (account → accounts, pattern)  PRIMARY KEY (account, pattern)
+//	subs_in   (account → accounts, watcher_domain, watcher_local, expires, active)
+//	          PRIMARY KEY (account, watcher_domain, watcher_local)
+//	subs_out  (account → accounts, presentity, expires, renew_at)
+//	          PRIMARY KEY (account, presentity)
+//
 // All tables are STRICT. Times are INTEGER microseconds since the Unix
-// epoch. Deleting an account deletes its sessions and offline messages
-// (ON DELETE CASCADE); the outbox refers to addresses, not accounts, so an
-// accepted message outlives its sender's account.
+// epoch. Deleting an account deletes its sessions, offline messages,
+// contacts, approvals, blocks and subscriptions (ON DELETE CASCADE); the
+// outbox refers to addresses, not accounts, so an accepted message
+// outlives its sender's account.
 package sqlite

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -148,7 +149,8 @@ func TestMigrationsFromEmpty(t *testing.T) {
 	if len(versions) != SchemaVersion() || versions[len(versions)-1] != SchemaVersion() {
 		t.Fatalf("applied versions %v, want 1 to %d", versions, SchemaVersion())
 	}
-	for _, table := range []string{"accounts", "sessions", "claims", "outbox", "offline"} {
+	for _, table := range []string{"accounts", "sessions", "claims", "outbox", "offline",
+		"contacts", "approvals", "blocks", "subs_in", "subs_out"} {
 		var n int
 		if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&n); err != nil || n != 1 {
 			t.Errorf("table %s: %d, %v", table, n, err)
@@ -233,36 +235,44 @@ func TestLoadMigrations(t *testing.T) {
 func TestMigrateSteps(t *testing.T) {
 	s := newStore(t, Options{})
 	ctx := t.Context()
-	real, err := fs.ReadFile(migrationFiles, "migrations/0001_init.sql")
+	fsys := fstest.MapFS{}
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys := fstest.MapFS{
-		"migrations/0001_init.sql": {Data: real},
-		"migrations/0002_more.sql": {Data: []byte(`CREATE TABLE more (x INTEGER) STRICT; INSERT INTO more VALUES (42);`)},
+	for _, name := range names {
+		data, err := fs.ReadFile(migrationFiles, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[name] = &fstest.MapFile{Data: data}
 	}
+	next := SchemaVersion() + 1
+	fsys[fmt.Sprintf("migrations/%04d_more.sql", next)] = &fstest.MapFile{
+		Data: []byte(`CREATE TABLE more (x INTEGER) STRICT; INSERT INTO more VALUES (42);`)}
 	if err := migrate(ctx, s.w, fsys); err != nil {
-		t.Fatalf("upgrade to version 2: %v", err)
+		t.Fatalf("upgrade to version %d: %v", next, err)
 	}
 	var x int
 	if err := s.w.QueryRowContext(ctx, `SELECT x FROM more`).Scan(&x); err != nil || x != 42 {
-		t.Fatalf("migration 2 did not run: %d, %v", x, err)
+		t.Fatalf("migration %d did not run: %d, %v", next, x, err)
 	}
 	if err := migrate(ctx, s.w, fsys); err != nil {
 		t.Fatalf("migrating an up-to-date database: %v", err)
 	}
 
-	fsys["migrations/0003_half.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE half (x INTEGER); CREATE TABLE more (y INTEGER);`)}
+	half := fmt.Sprintf("%04d_half", next+1)
+	fsys["migrations/"+half+".sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE half (x INTEGER); CREATE TABLE more (y INTEGER);`)}
 	err = migrate(ctx, s.w, fsys)
-	if err == nil || !strings.Contains(err.Error(), "0003_half") {
+	if err == nil || !strings.Contains(err.Error(), half) {
 		t.Fatalf("a failing migration: %v, want an error naming it", err)
 	}
 	var n, v int
 	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = 'half'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("table of a failed migration: %d, %v", n, err)
 	}
-	if err := s.w.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil || v != 2 {
-		t.Fatalf("schema version after a failed migration: %d, %v; want 2", v, err)
+	if err := s.w.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil || v != next {
+		t.Fatalf("schema version after a failed migration: %d, %v; want %d", v, err, next)
 	}
 	// The real migrations now find a database newer than they know.
 	if err := migrate(ctx, s.w, migrationFiles); !errors.Is(err, ErrSchemaTooNew) {

@@ -28,6 +28,15 @@ func testPersistence(t *testing.T, h *harness) {
 	must(t, "StoreOffline", s.StoreOffline(ctx, offlineMsg(carol, bob, "m1", t0), 10))
 	listed, err := s.ListOffline(ctx, bob, 0)
 	must(t, "ListOffline", err)
+	contact := store.Contact{Owner: alice, Contact: carol, Alias: "Carol", State: store.ContactApproved}
+	must(t, "PutContact", s.PutContact(ctx, contact))
+	approval := store.Approval{Presentity: bob, Watcher: carol, State: store.ApprovalPending, Asked: t0}
+	must(t, "SetApproval", s.SetApproval(ctx, approval))
+	must(t, "AddBlock", s.AddBlock(ctx, bob, "@gamma.example"))
+	subIn := store.SubIn{Presentity: bob, Watcher: carol, Expires: at(time.Hour), Active: true}
+	must(t, "PutSubIn", s.PutSubIn(ctx, subIn))
+	subOut := subOut(alice, carol, time.Hour)
+	must(t, "PutSubOut", s.PutSubOut(ctx, subOut))
 
 	s = h.again(t, s)
 
@@ -49,6 +58,19 @@ func testPersistence(t *testing.T, h *harness) {
 	must(t, "PopOffline after reopening", err)
 	if len(ms) != 1 || ms[0].Seq != listed[0].Seq || string(ms[0].ID) != "m1" {
 		t.Fatalf("PopOffline after reopening = %+v, want %+v", ms, listed)
+	}
+	if got, err := s.GetContact(ctx, alice, carol); err != nil || got != contact {
+		t.Fatalf("GetContact after reopening = %+v, %v; want %+v", got, err, contact)
+	}
+	if got, err := s.GetApproval(ctx, bob, carol); err != nil || !sameApproval(got, approval) {
+		t.Fatalf("GetApproval after reopening = %+v, %v; want %+v", got, err, approval)
+	}
+	wantBlocked(t, s, bob, erin, true)
+	if got, err := s.GetSubIn(ctx, bob, carol); err != nil || !sameSubIn(got, subIn) {
+		t.Fatalf("GetSubIn after reopening = %+v, %v; want %+v", got, err, subIn)
+	}
+	if got, err := s.GetSubOut(ctx, alice, carol); err != nil || !sameSubOut(got, subOut) {
+		t.Fatalf("GetSubOut after reopening = %+v, %v; want %+v", got, err, subOut)
 	}
 	// Seqs keep increasing across a reopen.
 	must(t, "StoreOffline", s.StoreOffline(ctx, offlineMsg(carol, bob, "m2", t0), 10))

@@ -17,8 +17,12 @@
 // listing), sessions (expiry, revocation), received-message claims
 // (exactly one winner among concurrent claims, settle, release, pruning),
 // the outbox (due order, rescheduling), offline messages (arrival order,
-// the per-recipient bound under concurrency, atomic pops), contexts, Close,
-// and with Reopen, that everything survives a Close and an Open.
+// the per-recipient bound under concurrency, atomic pops), contact lists
+// (ordering, owners of a contact), approvals (pending requests, one winner
+// among concurrent requests), block lists (by address and by domain),
+// presence subscriptions in both directions (expiry, grouping by domain,
+// renewal order), the deletion of all of it with its account, contexts,
+// Close, and with Reopen, that everything survives a Close and an Open.
 //
 // Stores have no clock (see package store), so expiry is tested by passing
 // times, never by waiting. The suite hashes a few dozen passwords: open
@@ -68,6 +72,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Dedup", dedupTests},
 		{"Outbox", outboxTests},
 		{"Offline", offlineTests},
+		{"Contacts", contactTests},
+		{"Approvals", approvalTests},
+		{"Blocks", blockTests},
+		{"SubsIn", subsInTests},
+		{"SubsOut", subsOutTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
@@ -186,6 +195,15 @@ var storeTests = []subtest{
 				_, err := s.PopOffline(ctx, alice, 0)
 				return err
 			}(),
+			"PutContact": s.PutContact(ctx, store.Contact{Owner: alice, Contact: carol, State: store.ContactAsked}),
+			"IsBlocked": func() error {
+				_, err := s.IsBlocked(ctx, alice, carol)
+				return err
+			}(),
+			"ActiveSubsIn": func() error {
+				_, err := s.ActiveSubsIn(ctx, alice, t0)
+				return err
+			}(),
 		}
 		for op, err := range checks {
 			if !errors.Is(err, context.Canceled) {
@@ -197,6 +215,9 @@ var storeTests = []subtest{
 		}
 		if n, err := s.CountOutbox(t.Context()); err != nil || n != 0 {
 			t.Errorf("CountOutbox after a canceled PutOutbox = %d, %v; want 0", n, err)
+		}
+		if n, err := s.CountContacts(t.Context(), alice); err != nil || n != 0 {
+			t.Errorf("CountContacts after a canceled PutContact = %d, %v; want 0", n, err)
 		}
 	}},
 	{"Persistence", testPersistence},

@@ -1,0 +1,263 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/store"
+)
+
+// # Subscriptions granted (subs_in)
+
+// PutSubIn implements store.SubsIn.
+func (s *Store) PutSubIn(ctx context.Context, sub store.SubIn) error {
+	if err := s.putSubIn(ctx, sub); err != nil {
+		return fmt.Errorf("store/sqlite: put subscription of %s to %s: %w", sub.Watcher, sub.Presentity, err)
+	}
+	return nil
+}
+
+func (s *Store) putSubIn(ctx context.Context, sub store.SubIn) error {
+	if err := checkAddress(sub.Presentity); err != nil {
+		return err
+	}
+	if err := checkAddress(sub.Watcher); err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO subs_in (account, watcher_domain, watcher_local, expires, active)
+		SELECT id, ?, ?, ?, ? FROM accounts WHERE domain = ? AND local = ?
+		ON CONFLICT (account, watcher_domain, watcher_local) DO UPDATE
+		SET expires = excluded.expires, active = excluded.active`,
+		sub.Watcher.Domain(), sub.Watcher.Local(), micro(sub.Expires), sub.Active,
+		sub.Presentity.Domain(), sub.Presentity.Local())
+	if err != nil {
+		return err
+	}
+	return mustAffect(res)
+}
+
+// SetSubInActive implements store.SubsIn.
+func (s *Store) SetSubInActive(ctx context.Context, presentity, watcher addr.Address, active bool) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE subs_in SET active = ?
+		WHERE account = `+accountOf+` AND watcher_domain = ? AND watcher_local = ?`,
+		active, presentity.Domain(), presentity.Local(), watcher.Domain(), watcher.Local())
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("store/sqlite: set subscription of %s to %s active=%t: %w", watcher, presentity, active, err)
+	}
+	return nil
+}
+
+// GetSubIn implements store.SubsIn.
+func (s *Store) GetSubIn(ctx context.Context, presentity, watcher addr.Address) (store.SubIn, error) {
+	sub := store.SubIn{Presentity: presentity, Watcher: watcher}
+	var expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT expires, active FROM subs_in
+		WHERE account = `+accountOf+` AND watcher_domain = ? AND watcher_local = ?`,
+		presentity.Domain(), presentity.Local(), watcher.Domain(), watcher.Local()).Scan(&expires, &sub.Active)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.SubIn{}, fmt.Errorf("store/sqlite: get subscription of %s to %s: %w", watcher, presentity, err)
+	}
+	sub.Expires = fromMicro(expires)
+	return sub, nil
+}
+
+// DeleteSubIn implements store.SubsIn.
+func (s *Store) DeleteSubIn(ctx context.Context, presentity, watcher addr.Address) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM subs_in
+		WHERE account = `+accountOf+` AND watcher_domain = ? AND watcher_local = ?`,
+		presentity.Domain(), presentity.Local(), watcher.Domain(), watcher.Local())
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("store/sqlite: delete subscription of %s to %s: %w", watcher, presentity, err)
+	}
+	return nil
+}
+
+// ActiveSubsIn implements store.SubsIn. The primary key orders the rows of
+// a presentity by watcher domain and local part, so the query sorts
+// nothing.
+func (s *Store) ActiveSubsIn(ctx context.Context, presentity addr.Address, now time.Time) ([]store.SubIn, error) {
+	subs, err := s.activeSubsIn(ctx, presentity, now)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: active subscriptions to %s: %w", presentity, err)
+	}
+	return subs, nil
+}
+
+func (s *Store) activeSubsIn(ctx context.Context, presentity addr.Address, now time.Time) ([]store.SubIn, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT watcher_domain, watcher_local, expires FROM subs_in
+		WHERE account = `+accountOf+` AND active = 1 AND expires > ?
+		ORDER BY watcher_domain, watcher_local`,
+		presentity.Domain(), presentity.Local(), micro(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var subs []store.SubIn
+	for rows.Next() {
+		var (
+			domain, local string
+			expires       int64
+		)
+		if err := rows.Scan(&domain, &local, &expires); err != nil {
+			return nil, err
+		}
+		w, err := parseStored("watcher", local+"@"+domain)
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, store.SubIn{Presentity: presentity, Watcher: w, Expires: fromMicro(expires), Active: true})
+	}
+	return subs, rows.Err()
+}
+
+// PruneSubsIn implements store.SubsIn.
+func (s *Store) PruneSubsIn(ctx context.Context, now time.Time) (int, error) {
+	n, err := s.prune(ctx, `DELETE FROM subs_in WHERE rowid IN
+		(SELECT rowid FROM subs_in WHERE expires <= ? LIMIT ?)`, micro(now))
+	if err != nil {
+		return n, fmt.Errorf("store/sqlite: prune granted subscriptions: %w", err)
+	}
+	return n, nil
+}
+
+// # Subscriptions held (subs_out)
+
+// PutSubOut implements store.SubsOut.
+func (s *Store) PutSubOut(ctx context.Context, sub store.SubOut) error {
+	if err := s.putSubOut(ctx, sub); err != nil {
+		return fmt.Errorf("store/sqlite: put subscription of %s to %s: %w", sub.Watcher, sub.Presentity, err)
+	}
+	return nil
+}
+
+func (s *Store) putSubOut(ctx context.Context, sub store.SubOut) error {
+	if err := checkAddress(sub.Watcher); err != nil {
+		return err
+	}
+	if err := checkAddress(sub.Presentity); err != nil {
+		return err
+	}
+	if micro(sub.RenewAt) > micro(sub.Expires) {
+		return fmt.Errorf("%w: renewal at %v after expiry at %v", store.ErrInvalid, sub.RenewAt, sub.Expires)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO subs_out (account, presentity, expires, renew_at)
+		SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND local = ?
+		ON CONFLICT (account, presentity) DO UPDATE SET expires = excluded.expires, renew_at = excluded.renew_at`,
+		sub.Presentity.String(), micro(sub.Expires), micro(sub.RenewAt), sub.Watcher.Domain(), sub.Watcher.Local())
+	if err != nil {
+		return err
+	}
+	return mustAffect(res)
+}
+
+// GetSubOut implements store.SubsOut.
+func (s *Store) GetSubOut(ctx context.Context, watcher, presentity addr.Address) (store.SubOut, error) {
+	sub := store.SubOut{Watcher: watcher, Presentity: presentity}
+	var expires, renew int64
+	err := s.r.QueryRowContext(ctx, `SELECT expires, renew_at FROM subs_out WHERE account = `+accountOf+` AND presentity = ?`,
+		watcher.Domain(), watcher.Local(), presentity.String()).Scan(&expires, &renew)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.SubOut{}, fmt.Errorf("store/sqlite: get subscription of %s to %s: %w", watcher, presentity, err)
+	}
+	sub.Expires, sub.RenewAt = fromMicro(expires), fromMicro(renew)
+	return sub, nil
+}
+
+// DeleteSubOut implements store.SubsOut.
+func (s *Store) DeleteSubOut(ctx context.Context, watcher, presentity addr.Address) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM subs_out WHERE account = `+accountOf+` AND presentity = ?`,
+		watcher.Domain(), watcher.Local(), presentity.String())
+	if err == nil {
+		err = mustAffect(res)
+	}
+	if err != nil {
+		return fmt.Errorf("store/sqlite: delete subscription of %s to %s: %w", watcher, presentity, err)
+	}
+	return nil
+}
+
+// subOutColumns are the columns scanSubsOut reads, from subs_out o joined
+// with accounts a.
+const subOutColumns = `a.local || '@' || a.domain, o.presentity, o.expires, o.renew_at`
+
+func scanSubsOut(rows *sql.Rows) ([]store.SubOut, error) {
+	defer rows.Close()
+	var subs []store.SubOut
+	for rows.Next() {
+		var (
+			watcher, presentity string
+			expires, renew      int64
+			sub                 store.SubOut
+			err                 error
+		)
+		if err := rows.Scan(&watcher, &presentity, &expires, &renew); err != nil {
+			return nil, err
+		}
+		if sub.Watcher, err = parseStored("account", watcher); err != nil {
+			return nil, err
+		}
+		if sub.Presentity, err = parseStored("presentity", presentity); err != nil {
+			return nil, err
+		}
+		sub.Expires, sub.RenewAt = fromMicro(expires), fromMicro(renew)
+		subs = append(subs, sub)
+	}
+	return subs, rows.Err()
+}
+
+// ListSubsOut implements store.SubsOut.
+func (s *Store) ListSubsOut(ctx context.Context, watcher addr.Address) ([]store.SubOut, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+subOutColumns+`
+		FROM subs_out o JOIN accounts a ON a.id = o.account
+		WHERE a.domain = ? AND a.local = ? ORDER BY o.presentity`, watcher.Domain(), watcher.Local())
+	var subs []store.SubOut
+	if err == nil {
+		subs, err = scanSubsOut(rows)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: list subscriptions of %s: %w", watcher, err)
+	}
+	return subs, nil
+}
+
+// DueSubsOut implements store.SubsOut.
+func (s *Store) DueSubsOut(ctx context.Context, now time.Time, limit int) ([]store.SubOut, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+subOutColumns+`
+		FROM subs_out o JOIN accounts a ON a.id = o.account
+		WHERE o.renew_at <= ?
+		ORDER BY o.renew_at, a.local || '@' || a.domain, o.presentity LIMIT ?`, micro(now), limitArg(limit))
+	var subs []store.SubOut
+	if err == nil {
+		subs, err = scanSubsOut(rows)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: subscriptions due for renewal: %w", err)
+	}
+	return subs, nil
+}
+
+// PruneSubsOut implements store.SubsOut.
+func (s *Store) PruneSubsOut(ctx context.Context, now time.Time) (int, error) {
+	n, err := s.prune(ctx, `DELETE FROM subs_out WHERE rowid IN
+		(SELECT rowid FROM subs_out WHERE expires <= ? LIMIT ?)`, micro(now))
+	if err != nil {
+		return n, fmt.Errorf("store/sqlite: prune held subscriptions: %w", err)
+	}
+	return n, nil
+}
