@@ -89,6 +89,8 @@ type Config struct {
 	// login, once the session can receive messages (the server delivers
 	// the messages kept while the user was offline).
 	OnLogin func(user addr.Address)
+	// Presence serves contacts and presence; nil answers them unsupported.
+	Presence Presence
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -321,6 +323,26 @@ func (h *Handler) DeliverAcked(ctx context.Context, to addr.Address, m *wire.Mes
 	return n
 }
 
+// Push sends rec, a notice (NOTIFY, REQUEST) that asks no answer, to every
+// session of user and returns how many queued it. rec must not be changed
+// afterwards: the sessions encode it later.
+func (h *Handler) Push(ctx context.Context, user addr.Address, rec wire.Record) int {
+	var buf [8]*session
+	n := 0
+	for _, s := range h.sessionsOf(user, buf[:0]) {
+		if s.lc.TrySend(rec) {
+			n++
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, h.cfg.DeliverTimeout)
+		if s.lc.Send(pctx, rec) == nil {
+			n++
+		}
+		cancel()
+	}
+	return n
+}
+
 // Online reports whether the user has at least one session.
 func (h *Handler) Online(user addr.Address) bool { return h.Sessions(user) > 0 }
 
@@ -378,8 +400,17 @@ func (h *Handler) unregister(s *session) {
 	} else {
 		h.users[s.user] = ss
 	}
+	n := len(ss)
 	h.regMu.Unlock()
 	h.Stats.Sessions.Add(-1)
+	if p := h.cfg.Presence; p != nil && !s.user.IsZero() {
+		user := s.user
+		h.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), h.cfg.SendTimeout)
+			defer cancel()
+			p.SessionsChanged(ctx, user, n)
+		})
+	}
 }
 
 // startSend counts a SEND about to be routed, unless the handler drains.

@@ -65,3 +65,23 @@ type Router interface {
 	// copies the result and sends the copy with the SEND's tag.
 	Send(ctx context.Context, from addr.Address, s *wire.Send) *wire.Result
 }
+
+// Presence serves the contact and presence records of client-api.md
+// (CONTACT-ADD … BLOCK). The server's presence service implements it; nil
+// answers those records unsupported.
+type Presence interface {
+	AddContact(ctx context.Context, owner, contact addr.Address, alias string) wire.Status
+	RemoveContact(ctx context.Context, owner, contact addr.Address) wire.Status
+	// ContactList returns the owner's contacts as CONTACT-LIST texts:
+	// "address state" or "address state alias".
+	ContactList(ctx context.Context, owner addr.Address) ([]string, error)
+	Approve(ctx context.Context, presentity, watcher addr.Address, approve bool) wire.Status
+	Block(ctx context.Context, owner addr.Address, pattern string, block bool) wire.Status
+	SetPresence(ctx context.Context, user addr.Address, p wire.Presence, status string)
+	// SessionsChanged tells the number of sessions a user has now, after
+	// a login or a logout: 0 means offline.
+	SessionsChanged(ctx context.Context, user addr.Address, sessions int)
+	// LoggedIn runs after a login, once the session can receive records:
+	// pending requests and the contacts' presence are pushed then.
+	LoggedIn(ctx context.Context, user addr.Address)
+}

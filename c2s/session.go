@@ -121,6 +121,11 @@ func (s *session) handle(c *link.Conn, rec wire.Record) {
 	case *wire.Send:
 		s.send(r)
 		return
+	case *wire.ContactAdd, *wire.ContactRemove, *wire.Contacts, *wire.Approve, *wire.PresenceSet, *wire.Block:
+		if s.h.cfg.Presence != nil {
+			s.presence(rec)
+			return
+		}
 	}
 	hd := rec.FrameHead()
 	if hd.Tag == 0 {
@@ -229,6 +234,15 @@ func (s *session) login(r *wire.Login) {
 	h.Stats.Logins.Add(1)
 	if h.cfg.OnLogin != nil {
 		h.wg.Go(func() { h.cfg.OnLogin(user) })
+	}
+	if p := h.cfg.Presence; p != nil {
+		n := h.Sessions(user)
+		h.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), h.cfg.SendTimeout)
+			defer cancel()
+			p.SessionsChanged(ctx, user, n)
+			p.LoggedIn(ctx, user)
+		})
 	}
 	s.log.Info("logged in", "client", r.Client, "token", len(r.Session) > 0, "remember", r.Remember)
 }
@@ -417,4 +431,67 @@ func (s *session) waitAcks() {
 			log.Warn("client did not acknowledge a message", "tag", a.call.Tag(), "err", err)
 		}
 	}
+}
+
+// presence handles a contact or presence record on a goroutine of its own
+// (it may wait for another domain), bounded like SENDs.
+func (s *session) presence(rec wire.Record) {
+	h := s.h
+	tag := rec.FrameHead().Tag
+	if s.user.IsZero() {
+		s.reply(tag, wire.StatusNotAuthorized, "log in first")
+		return
+	}
+	if int(s.inflight.Add(1)) > h.cfg.MaxSendsInFlight {
+		s.inflight.Add(-1)
+		s.reply(tag, wire.StatusBusy, "too many requests waiting")
+		return
+	}
+	kept, err := wire.Clone(rec)
+	if err != nil {
+		s.inflight.Add(-1)
+		s.reply(tag, wire.StatusInternal, "")
+		return
+	}
+	user, p := s.user, h.cfg.Presence
+	h.wg.Go(func() {
+		defer s.inflight.Add(-1)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), h.cfg.SendTimeout)
+		defer cancel()
+		parse := func(a string) (addr.Address, bool) {
+			x, err := addr.Parse(a)
+			if err != nil {
+				s.reply(tag, wire.StatusBadRequest, "invalid address")
+				return addr.Address{}, false
+			}
+			return x, true
+		}
+		switch r := kept.(type) {
+		case *wire.ContactAdd:
+			if c, ok := parse(r.Address); ok {
+				s.reply(tag, p.AddContact(ctx, user, c, r.Alias), "")
+			}
+		case *wire.ContactRemove:
+			if c, ok := parse(r.Address); ok {
+				s.reply(tag, p.RemoveContact(ctx, user, c), "")
+			}
+		case *wire.Contacts:
+			list, err := p.ContactList(ctx, user)
+			if err != nil {
+				s.log.Error("contact list failed", "err", err)
+				s.reply(tag, wire.StatusInternal, "")
+				return
+			}
+			s.queue(&wire.ContactList{Head: wire.Head{Tag: tag}, Contacts: list})
+		case *wire.Approve:
+			if w, ok := parse(r.Address); ok {
+				s.reply(tag, p.Approve(ctx, user, w, r.Approve), "")
+			}
+		case *wire.PresenceSet:
+			p.SetPresence(ctx, user, r.Presence, r.Status)
+			s.reply(tag, wire.StatusOK, "")
+		case *wire.Block:
+			s.reply(tag, p.Block(ctx, user, r.Pattern, r.Block), "")
+		}
+	})
 }
