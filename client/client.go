@@ -120,9 +120,10 @@ type Client struct {
 	software string
 	log      *slog.Logger
 
-	msgs      chan Incoming   // Messages; unbuffered: a receive is a hand-over
-	pending   chan pendingMsg // received, not yet handed over
-	closing   chan struct{}   // closed by Close
+	msgs      chan Incoming    // Messages; unbuffered: a receive is a hand-over
+	pending   chan pendingMsg  // received, not yet handed over
+	events    chan wire.Record // NOTIFY and REQUEST; dropped when full
+	closing   chan struct{}    // closed by Close
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the connection and the dispatcher
 }
@@ -182,6 +183,7 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error)
 		log:      lc.Logger(),
 		msgs:     make(chan Incoming),
 		pending:  make(chan pendingMsg, o.MessageBuffer),
+		events:   make(chan wire.Record, o.MessageBuffer),
 		closing:  make(chan struct{}),
 	}
 	c.wg.Go(func() { _ = lc.Run(context.Background(), c.handle) })
@@ -335,6 +337,73 @@ func (c *Client) Ping(ctx context.Context) error {
 // from the server until they are taken.
 func (c *Client) Messages() <-chan Incoming { return c.msgs }
 
+// Events returns the presence events the server pushes: *wire.Notify (a
+// contact's presence) and *wire.Request (someone asks to see the user's
+// presence). It is buffered like Messages; when full, events are dropped
+// (presence is state: the next one supersedes).
+func (c *Client) Events() <-chan wire.Record { return c.events }
+
+// result sends a request and returns its RESULT.
+func (c *Client) result(ctx context.Context, what string, rec wire.Record, h *wire.Head) (*wire.Result, error) {
+	resp, err := c.request(ctx, rec, h)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", what, err)
+	}
+	r, ok := resp.(*wire.Result)
+	if !ok {
+		return nil, fmt.Errorf("client: %s: unexpected answer %s", what, resp.Type())
+	}
+	return r, nil
+}
+
+// AddContact adds a contact (or changes its alias) and asks the contact
+// for permission to see their presence.
+func (c *Client) AddContact(ctx context.Context, address, alias string) (*wire.Result, error) {
+	r := &wire.ContactAdd{Address: address, Alias: alias}
+	return c.result(ctx, "add contact "+address, r, &r.Head)
+}
+
+// RemoveContact removes a contact.
+func (c *Client) RemoveContact(ctx context.Context, address string) (*wire.Result, error) {
+	r := &wire.ContactRemove{Address: address}
+	return c.result(ctx, "remove contact "+address, r, &r.Head)
+}
+
+// Contacts returns the contact list: "address state" or "address state
+// alias" per contact.
+func (c *Client) Contacts(ctx context.Context) ([]string, error) {
+	r := &wire.Contacts{}
+	resp, err := c.request(ctx, r, &r.Head)
+	if err != nil {
+		return nil, fmt.Errorf("client: contacts: %w", err)
+	}
+	switch x := resp.(type) {
+	case *wire.ContactList:
+		return x.Contacts, nil
+	case *wire.Result:
+		return nil, fmt.Errorf("client: contacts: %w", x.Code)
+	}
+	return nil, fmt.Errorf("client: contacts: unexpected answer %s", resp.Type())
+}
+
+// Approve approves (or denies) a request to see the user's presence.
+func (c *Client) Approve(ctx context.Context, watcher string, approve bool) (*wire.Result, error) {
+	r := &wire.Approve{Address: watcher, Approve: approve}
+	return c.result(ctx, "approve "+watcher, r, &r.Head)
+}
+
+// SetPresence sets the user's presence and status text.
+func (c *Client) SetPresence(ctx context.Context, p wire.Presence, status string) (*wire.Result, error) {
+	r := &wire.PresenceSet{Presence: p, Status: status}
+	return c.result(ctx, "set presence", r, &r.Head)
+}
+
+// Block blocks (or unblocks) an address, or a domain as "@domain".
+func (c *Client) Block(ctx context.Context, pattern string, block bool) (*wire.Result, error) {
+	r := &wire.Block{Pattern: pattern, Block: block}
+	return c.result(ctx, "block "+pattern, r, &r.Head)
+}
+
 // Done is closed when the connection has ended.
 func (c *Client) Done() <-chan struct{} { return c.lc.Done() }
 
@@ -364,6 +433,22 @@ func (c *Client) Close() error {
 // goroutine.
 func (c *Client) handle(lc *link.Conn, rec wire.Record) {
 	hd := rec.FrameHead()
+	switch rec.(type) {
+	case *wire.Notify, *wire.Request:
+		// Presence is state: when the reader of Events falls behind, an
+		// older event is dropped rather than the connection stalled.
+		if kept, err := wire.Clone(rec); err == nil {
+			select {
+			case c.events <- kept:
+			default:
+				c.log.Warn("presence events not read; dropping one", "type", rec.Type())
+			}
+		}
+		if hd.Tag != 0 {
+			lc.TrySend(&wire.Result{Head: wire.Head{Tag: hd.Tag}, Code: wire.StatusOK})
+		}
+		return
+	}
 	m, ok := rec.(*wire.Message)
 	if !ok {
 		if hd.Tag != 0 {
