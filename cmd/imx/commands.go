@@ -196,11 +196,33 @@ exit code is 0 when interrupted, 1 when the connection ends.`,
 					return fail(e, "listen", exitFailure, endReason(c))
 				}
 				fmt.Fprintln(e.stdout, formatIncoming(m))
+			case ev := <-c.Events():
+				fmt.Fprintln(e.stdout, formatEvent(ev))
 			case <-ctx.Done():
 				return exitOK
 			}
 		}
 	},
+}
+
+// formatEvent renders a presence event for listen.
+func formatEvent(rec wire.Record) string {
+	now := time.Now().Format("15:04:05")
+	switch r := rec.(type) {
+	case *wire.Notify:
+		s := now + " " + sanitize(r.Presentity) + " is " + r.Presence.String()
+		if r.Status != "" {
+			s += ": " + sanitize(r.Status)
+		}
+		return s
+	case *wire.Request:
+		s := now + " " + sanitize(r.Watcher)
+		if r.Alias != "" {
+			s += " (" + sanitize(r.Alias) + ")"
+		}
+		return s + " asks to see your presence: imx approve " + sanitize(r.Watcher) + " or imx deny " + sanitize(r.Watcher)
+	}
+	return now + " " + rec.Type().String()
 }
 
 var cmdChat = &command{
