@@ -31,6 +31,7 @@ import (
 	"github.com/imxproject/imx/dialback"
 	"github.com/imxproject/imx/discovery"
 	"github.com/imxproject/imx/internal/link"
+	"github.com/imxproject/imx/presence"
 	"github.com/imxproject/imx/router"
 	"github.com/imxproject/imx/s2s"
 	"github.com/imxproject/imx/store"
@@ -49,6 +50,7 @@ type Server struct {
 	store    *sqlite.Store
 	resolver *discovery.Resolver
 	router   *router.Router
+	presence *presence.Service
 	s2s      *s2s.Server
 	c2s      *c2s.Handler
 	admin    http.Handler
@@ -140,6 +142,21 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	if err != nil {
 		return fail(err)
 	}
+	var push latePush
+	ppolicies := map[string]presence.Policy{}
+	for _, d := range cfg.Domains {
+		ppolicies[d.Name] = presence.Policy{SubscriptionTimeout: d.SubscriptionTimeout.D()}
+	}
+	s.presence, err = presence.New(presence.Config{
+		Domains: ppolicies,
+		Store:   s.store,
+		Remote:  s.s2s,
+		Local:   &push,
+		Logger:  logger,
+	})
+	if err != nil {
+		return fail(err)
+	}
 	var local lateLocal
 	s.router, err = router.New(router.Config{
 		Domains:  policies,
@@ -156,17 +173,19 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		return fail(err)
 	}
 	s.c2s, err = c2s.New(c2s.Config{
-		Domains: domains,
-		Auth:    &authenticator{store: s.store, lifetime: cfg.Clients.SessionLifetime.D()},
-		Router:  s.router,
-		Link:    link.Config{Software: Software, Frames: &s.frames.client},
-		OnLogin: s.deliverOffline,
-		Logger:  logger,
+		Domains:  domains,
+		Auth:     &authenticator{store: s.store, lifetime: cfg.Clients.SessionLifetime.D()},
+		Router:   s.router,
+		Link:     link.Config{Software: Software, Frames: &s.frames.client},
+		OnLogin:  s.deliverOffline,
+		Presence: clientPresence{s.presence},
+		Logger:   logger,
 	})
 	if err != nil {
 		return fail(err)
 	}
 	local.h = s.c2s
+	push.h = s.c2s
 	s.admin = admin.New(admin.Config{
 		Accounts:   s.store,
 		Domains:    domains,
@@ -242,7 +261,16 @@ func (s *Server) fromServer(ctx context.Context, in s2s.Inbound) wire.Record {
 	switch r := in.Record.(type) {
 	case *wire.Message:
 		return s.router.Receive(ctx, in.From, in.To, r)
+	case *wire.Subscribe:
+		return s.presence.HandleSubscribe(ctx, in.From, r)
+	case *wire.Unsubscribe:
+		return s.presence.HandleUnsubscribe(ctx, in.From, r)
+	case *wire.Notify:
+		return s.presence.HandleNotify(ctx, in.From, r)
 	case *wire.GetAttrs:
+		if target, err := addr.Parse(r.Target); err == nil {
+			return &wire.Attrs{Target: r.Target, Attrs: s.presence.UserAttrs(ctx, r.Requester, target, r.Names)}
+		}
 		return s.domainAttrs(in.To, r)
 	}
 	return &wire.Result{Code: wire.StatusUnsupported, Text: in.Record.Type().String() + " is not supported yet"}
@@ -390,6 +418,11 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		}
 	})
 	wg.Go(func() { s.maintain(rctx) })
+	wg.Go(func() {
+		if err := s.presence.Run(rctx); err != nil && rctx.Err() == nil {
+			s.log.Error("presence stopped", "err", err)
+		}
+	})
 	s.log.Info("imxd running", "domains", s.cfg.DomainNames(), "software", Software)
 
 	var runErr error

@@ -678,3 +678,78 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// event waits for a presence event of type T on c that satisfies ok.
+func event[T wire.Record](t *testing.T, c *client.Client, ok func(T) bool) T {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case ev := <-c.Events():
+			if x, is := ev.(T); is && ok(x) {
+				return x
+			}
+		case <-deadline:
+			var zero T
+			t.Fatalf("no %T event came", zero)
+			return zero
+		}
+	}
+}
+
+// TestPresenceAcrossDomains: alice asks to see carol's presence across
+// domains; carol is asked (even though the request came through two
+// servers), approves, and alice sees carol online, then away. dave, whom
+// carol never approved, learns nothing.
+func TestPresenceAcrossDomains(t *testing.T) {
+	dns := imxtest.StartDNS(t)
+	alpha := startIMXD(t, dns, "alpha.test", "127.0.0.2", "")
+	beta := startIMXD(t, dns, "beta.test", "127.0.0.3", "")
+	alice, dave := alpha.addUser("alice", pw), alpha.addUser("dave", pw)
+	carol := beta.addUser("carol", pw)
+	ca, cd, cc := login(t, alpha, alice, pw), login(t, alpha, dave, pw), login(t, beta, carol, pw)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	res, err := ca.AddContact(ctx, carol, "Carol")
+	if err != nil || !res.Code.Success() {
+		t.Fatalf("alice adds carol: %v %v", res, err)
+	}
+	req := event(t, cc, func(r *wire.Request) bool { return r.Watcher == alice })
+	if res, err := cc.Approve(ctx, req.Watcher, true); err != nil || res.Code != wire.StatusOK {
+		t.Fatalf("carol approves: %v %v", res, err)
+	}
+	event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceOnline })
+	if res, err := cc.SetPresence(ctx, wire.PresenceAway, "lunch"); err != nil || res.Code != wire.StatusOK {
+		t.Fatalf("carol sets away: %v %v", res, err)
+	}
+	n := event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceAway })
+	if n.Status != "lunch" {
+		t.Errorf("status %q", n.Status)
+	}
+	list, err := ca.Contacts(ctx)
+	if err != nil || len(list) != 1 || list[0] != carol+" approved Carol" {
+		t.Errorf("alice's contacts: %q %v", list, err)
+	}
+
+	// dave asks too, and carol does not answer: dave sees nothing.
+	if res, err := cd.AddContact(ctx, carol, ""); err != nil || !res.Code.Success() {
+		t.Fatalf("dave adds carol: %v %v", res, err)
+	}
+	event(t, cc, func(r *wire.Request) bool { return r.Watcher == dave })
+	if _, err := cc.SetPresence(ctx, wire.PresenceBusy, "secret meeting"); err != nil {
+		t.Fatal(err)
+	}
+	event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceBusy })
+	select {
+	case ev := <-cd.Events():
+		if n, ok := ev.(*wire.Notify); ok && n.Presence != wire.PresenceOffline {
+			t.Errorf("dave, never approved, learned %v %q", n.Presence, n.Status)
+		}
+	default:
+	}
+	list, _ = cd.Contacts(ctx)
+	if len(list) != 1 || !strings.HasPrefix(list[0], carol+" asked") {
+		t.Errorf("dave's contacts: %q", list)
+	}
+}
