@@ -418,8 +418,12 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		}
 	})
 	wg.Go(func() { s.maintain(rctx) })
+	// Presence runs until the clients are gone, so that their going
+	// offline still reaches the watchers.
+	pctx, stopPresence := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPresence()
 	wg.Go(func() {
-		if err := s.presence.Run(rctx); err != nil && rctx.Err() == nil {
+		if err := s.presence.Run(pctx); err != nil && pctx.Err() == nil {
 			s.log.Error("presence stopped", "err", err)
 		}
 	})
@@ -444,6 +448,15 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		s.log.Warn("client sessions did not all close in time", "err", err)
 	}
 	_ = cliHTTP.Shutdown(sctx)
+	// The sessions that ended made their users offline: let those
+	// NOTIFYs go out before the server connections close.
+	flushed := make(chan struct{})
+	go func() { s.presence.Wait(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-sctx.Done():
+	}
+	stopPresence()
 	if to := s.cfg.Federation.DrainTo; to != "" {
 		s.redirectPeers(sctx, to)
 	}

@@ -753,3 +753,43 @@ func TestPresenceAcrossDomains(t *testing.T) {
 		t.Errorf("dave's contacts: %q", list)
 	}
 }
+
+// TestPresenceSurvivesRestarts: a subscription survives a restart of the
+// presentity's server and of the watcher's server.
+func TestPresenceSurvivesRestarts(t *testing.T) {
+	dns := imxtest.StartDNS(t)
+	alpha := startIMXD(t, dns, "alpha.test", "127.0.0.2", "")
+	beta := startIMXD(t, dns, "beta.test", "127.0.0.3", "")
+	alice, carol := alpha.addUser("alice", pw), beta.addUser("carol", pw)
+	ca, cc := login(t, alpha, alice, pw), login(t, beta, carol, pw)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := ca.AddContact(ctx, carol, ""); err != nil {
+		t.Fatal(err)
+	}
+	event(t, cc, func(r *wire.Request) bool { return r.Watcher == alice })
+	if _, err := cc.Approve(ctx, alice, true); err != nil {
+		t.Fatal(err)
+	}
+	event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceOnline })
+
+	// The presentity's server restarts: carol logs in again and sets
+	// away; alice hears it without asking again.
+	beta.stop()
+	event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceOffline })
+	beta.start()
+	cc = login(t, beta, carol, pw)
+	if _, err := cc.SetPresence(ctx, wire.PresenceAway, "after a restart"); err != nil {
+		t.Fatal(err)
+	}
+	event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceAway })
+
+	// The watcher's server restarts: alice logs in again and hears carol.
+	alpha.stop()
+	alpha.start()
+	ca = login(t, alpha, alice, pw)
+	if _, err := cc.SetPresence(ctx, wire.PresenceBusy, "after the other restart"); err != nil {
+		t.Fatal(err)
+	}
+	event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceBusy })
+}
