@@ -84,4 +84,8 @@ type Presence interface {
 	// LoggedIn runs after a login, once the session can receive records:
 	// pending requests and the contacts' presence are pushed then.
 	LoggedIn(ctx context.Context, user addr.Address)
+	// Attributes answers a client's GET-ATTRIBUTES about target, an
+	// address or a bare domain on any domain: an *wire.Attrs, or a
+	// *wire.Result with the failure.
+	Attributes(ctx context.Context, requester addr.Address, target string, names []string) wire.Record
 }

@@ -59,6 +59,13 @@ func (b *contactBook) SessionsChanged(_ context.Context, _ addr.Address, n int) 
 	b.mu.Unlock()
 }
 
+func (b *contactBook) Attributes(_ context.Context, requester addr.Address, target string, _ []string) wire.Record {
+	if target == "nobody@alpha.example" {
+		return &wire.Result{Code: wire.StatusUnknownUser}
+	}
+	return &wire.Attrs{Target: target, Attrs: []wire.Attr{{Name: "asked-by", Value: requester.String()}}}
+}
+
 func (b *contactBook) LoggedIn(ctx context.Context, user addr.Address) {
 	b.mu.Lock()
 	b.logins++
@@ -88,6 +95,12 @@ func TestPresenceRecords(t *testing.T) {
 	if l, ok := rec.(*wire.ContactList); !ok || l.Tag != 13 || len(l.Contacts) != 1 || l.Contacts[0] != "bob@beta.example asked Bob" {
 		t.Fatalf("CONTACTS answered %#v", rec)
 	}
+	c.write(&wire.GetAttrs{Head: wire.Head{Tag: 15}, Requester: alice.String(), Target: "bob@beta.example"})
+	if a, ok := c.mustRead().(*wire.Attrs); !ok || a.Tag != 15 || len(a.Attrs) != 1 || a.Attrs[0].Value != alice.String() {
+		t.Fatalf("GET-ATTRIBUTES answered %#v", a)
+	}
+	c.write(&wire.GetAttrs{Head: wire.Head{Tag: 16}, Requester: alice.String(), Target: "nobody@alpha.example"})
+	c.expectResult(16, wire.StatusUnknownUser)
 	c.write(&wire.PresenceSet{Head: wire.Head{Tag: 14}, Presence: wire.PresenceAway, Status: "lunch"})
 	c.expectResult(14, wire.StatusOK)
 	book.mu.Lock()

@@ -121,7 +121,7 @@ func (s *session) handle(c *link.Conn, rec wire.Record) {
 	case *wire.Send:
 		s.send(r)
 		return
-	case *wire.ContactAdd, *wire.ContactRemove, *wire.Contacts, *wire.Approve, *wire.PresenceSet, *wire.Block:
+	case *wire.ContactAdd, *wire.ContactRemove, *wire.Contacts, *wire.Approve, *wire.PresenceSet, *wire.Block, *wire.GetAttrs:
 		if s.h.cfg.Presence != nil {
 			s.presence(rec)
 			return
@@ -492,6 +492,16 @@ func (s *session) presence(rec wire.Record) {
 			s.reply(tag, wire.StatusOK, "")
 		case *wire.Block:
 			s.reply(tag, p.Block(ctx, user, r.Pattern, r.Block), "")
+		case *wire.GetAttrs:
+			switch a := p.Attributes(ctx, user, r.Target, r.Names).(type) {
+			case *wire.Attrs:
+				a.Tag, a.Flags = tag, wire.FlagResponse
+				s.queue(a)
+			case *wire.Result:
+				s.reply(tag, a.Code, a.Text)
+			default:
+				s.reply(tag, wire.StatusInternal, "")
+			}
 		}
 	})
 }

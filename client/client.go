@@ -398,6 +398,23 @@ func (c *Client) SetPresence(ctx context.Context, p wire.Presence, status string
 	return c.result(ctx, "set presence", r, &r.Head)
 }
 
+// Attributes asks for named attributes (all that the user may see, when
+// names is empty) of target, an address or a bare domain on any domain.
+func (c *Client) Attributes(ctx context.Context, target string, names ...string) ([]wire.Attr, error) {
+	r := &wire.GetAttrs{Requester: "-", Target: target, Names: names}
+	resp, err := c.request(ctx, r, &r.Head)
+	if err != nil {
+		return nil, fmt.Errorf("client: attributes of %s: %w", target, err)
+	}
+	switch x := resp.(type) {
+	case *wire.Attrs:
+		return x.Attrs, nil
+	case *wire.Result:
+		return nil, fmt.Errorf("client: attributes of %s: %w", target, x.Code)
+	}
+	return nil, fmt.Errorf("client: attributes of %s: unexpected answer %s", target, resp.Type())
+}
+
 // Block blocks (or unblocks) an address, or a domain as "@domain".
 func (c *Client) Block(ctx context.Context, pattern string, block bool) (*wire.Result, error) {
 	r := &wire.Block{Pattern: pattern, Block: block}

@@ -10,7 +10,15 @@ import (
 )
 
 // clientPresence adapts the presence service to c2s.Presence.
-type clientPresence struct{ *presence.Service }
+type clientPresence struct {
+	*presence.Service
+	srv *Server
+}
+
+// Attributes implements c2s.Presence.
+func (p clientPresence) Attributes(ctx context.Context, requester addr.Address, target string, names []string) wire.Record {
+	return p.attrs(ctx, p.srv, requester, target, names)
+}
 
 // ContactList renders the contacts as CONTACT-LIST texts.
 func (p clientPresence) ContactList(ctx context.Context, owner addr.Address) ([]string, error) {
@@ -27,6 +35,30 @@ func (p clientPresence) ContactList(ctx context.Context, owner addr.Address) ([]
 		out = append(out, line)
 	}
 	return out, nil
+}
+
+// attrs answers a client's GET-ATTRIBUTES: a local user or domain here,
+// another domain through federation, always as the requester.
+func (p clientPresence) attrs(ctx context.Context, srv *Server, requester addr.Address, target string, names []string) wire.Record {
+	domain := target
+	if t, err := addr.Parse(target); err == nil {
+		domain = t.Domain()
+		if srv.presence.IsLocal(domain) {
+			return &wire.Attrs{Target: t.String(), Attrs: p.UserAttrs(ctx, requester.String(), t, names)}
+		}
+	} else if d, err := addr.ParseDomain(target); err == nil {
+		domain = d
+		if srv.presence.IsLocal(d) {
+			return srv.domainAttrs(d, &wire.GetAttrs{Target: d, Names: names})
+		}
+	} else {
+		return &wire.Result{Code: wire.StatusBadRequest, Text: "invalid address or domain"}
+	}
+	resp, err := srv.s2s.Request(ctx, requester.Domain(), domain, &wire.GetAttrs{Requester: requester.String(), Target: target, Names: names})
+	if err != nil {
+		return &wire.Result{Code: wire.StatusUnreachable, Text: err.Error()}
+	}
+	return resp
 }
 
 // latePush lets the presence service be made before the c2s handler that

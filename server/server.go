@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		Router:   s.router,
 		Link:     link.Config{Software: Software, Frames: &s.frames.client},
 		OnLogin:  s.deliverOffline,
-		Presence: clientPresence{s.presence},
+		Presence: clientPresence{Service: s.presence, srv: s},
 		Logger:   logger,
 	})
 	if err != nil {

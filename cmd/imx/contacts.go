@@ -248,3 +248,41 @@ func runPresence(ctx context.Context, e *env, fs *flag.FlagSet, args []string) i
 		return answer(e, "presence", res, err, "Presence set to "+args[0]+".")
 	})
 }
+
+var cmdWhois = &command{
+	name:  "whois",
+	args:  "ADDRESS|DOMAIN",
+	short: "show the attributes of a user or a domain",
+	long: `Whois prints the attributes of a user (alias, presence, status: only what
+the user lets you see) or of a domain (software, limits, timeouts), one
+"name: value" a line. It asks the server of ADDRESS's or DOMAIN's domain.`,
+	run: runWhois,
+}
+
+func runWhois(ctx context.Context, e *env, fs *flag.FlagSet, args []string) int {
+	if len(args) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	target := args[0]
+	if a, err := addr.Parse(target); err == nil {
+		target = a.String()
+	} else if d, err := addr.ParseDomain(target); err == nil {
+		target = d
+	} else {
+		return fail(e, "whois", exitUsage, fmt.Errorf("%q is neither an address nor a domain", args[0]))
+	}
+	return withClient(ctx, e, "whois", func(ctx context.Context, c *client.Client) int {
+		attrs, err := c.Attributes(ctx, target)
+		if err != nil {
+			return fail(e, "whois", exitFailure, err)
+		}
+		if len(attrs) == 0 {
+			fmt.Fprintln(e.stderr, "Nothing to show: no attributes, or none shared with you.")
+		}
+		for _, a := range attrs {
+			fmt.Fprintf(e.stdout, "%s: %s\n", a.Name, sanitize(a.Value))
+		}
+		return exitOK
+	})
+}

@@ -731,6 +731,18 @@ func TestPresenceAcrossDomains(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0] != carol+" approved Carol" {
 		t.Errorf("alice's contacts: %q %v", list, err)
 	}
+	attrs, err := ca.Attributes(ctx, carol)
+	if err != nil || !hasAttr(attrs, "presence", "away") || !hasAttr(attrs, "status", "lunch") {
+		t.Errorf("alice's whois of carol: %v %v", attrs, err)
+	}
+	attrs, err = cd.Attributes(ctx, carol)
+	if err != nil || hasAttr(attrs, "presence", "away") || hasAttr(attrs, "status", "lunch") {
+		t.Errorf("dave, never approved, sees carol's attributes: %v %v", attrs, err)
+	}
+	attrs, err = cd.Attributes(ctx, "beta.test")
+	if err != nil || !hasAttr(attrs, "max-message-size", "65536") {
+		t.Errorf("domain attributes of beta.test: %v %v", attrs, err)
+	}
 
 	// dave asks too, and carol does not answer: dave sees nothing.
 	if res, err := cd.AddContact(ctx, carol, ""); err != nil || !res.Code.Success() {
@@ -792,4 +804,13 @@ func TestPresenceSurvivesRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	event(t, ca, func(n *wire.Notify) bool { return n.Presentity == carol && n.Presence == wire.PresenceBusy })
+}
+
+func hasAttr(attrs []wire.Attr, name, value string) bool {
+	for _, a := range attrs {
+		if a.Name == name && a.Value == value {
+			return true
+		}
+	}
+	return false
 }
