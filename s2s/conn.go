@@ -10,15 +10,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/dialback"
 	"github.com/imxproject/imx/internal/link"
 	"github.com/imxproject/imx/wire"
 )
-
-var syscallEMFILE = syscall.EMFILE
 
 // maxAuthsPerConn is how many dial-backs the originator runs at once on one
 // connection.

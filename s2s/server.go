@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/imxproject/imx/addr"
@@ -298,7 +300,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closed || s.ctx.Err() != nil {
 				return ErrServerClosed
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
 				select {
@@ -364,7 +366,7 @@ func (s *Server) forget(c *sconn) {
 	defer s.mu.Unlock()
 	delete(s.byID, c.ID())
 	c.mu.Lock()
-	claimed := slices.Collect(mapsKeys(c.claimed))
+	claimed := slices.Collect(maps.Keys(c.claimed))
 	remotes := map[string]bool{}
 	for _, p := range c.pairs() {
 		remotes[p.remote] = true
@@ -381,16 +383,6 @@ func (s *Server) forget(c *sconn) {
 	for d := range remotes {
 		if p := s.peers[d]; p != nil {
 			p.conns = slices.DeleteFunc(p.conns, func(x *sconn) bool { return x == c })
-		}
-	}
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }

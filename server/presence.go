@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/imxproject/imx/addr"
-	"github.com/imxproject/imx/c2s"
 	"github.com/imxproject/imx/presence"
 	"github.com/imxproject/imx/wire"
 )
@@ -13,11 +12,6 @@ import (
 type clientPresence struct {
 	*presence.Service
 	srv *Server
-}
-
-// Attributes implements c2s.Presence.
-func (p clientPresence) Attributes(ctx context.Context, requester addr.Address, target string, names []string) wire.Record {
-	return p.attrs(ctx, p.srv, requester, target, names)
 }
 
 // ContactList renders the contacts as CONTACT-LIST texts.
@@ -37,9 +31,11 @@ func (p clientPresence) ContactList(ctx context.Context, owner addr.Address) ([]
 	return out, nil
 }
 
-// attrs answers a client's GET-ATTRIBUTES: a local user or domain here,
-// another domain through federation, always as the requester.
-func (p clientPresence) attrs(ctx context.Context, srv *Server, requester addr.Address, target string, names []string) wire.Record {
+// Attributes implements c2s.Presence: a client's GET-ATTRIBUTES is
+// answered here for a local user or domain, and through federation for
+// another domain, always as the session's user.
+func (p clientPresence) Attributes(ctx context.Context, requester addr.Address, target string, names []string) wire.Record {
+	srv := p.srv
 	domain := target
 	if t, err := addr.Parse(target); err == nil {
 		domain = t.Domain()
@@ -59,12 +55,4 @@ func (p clientPresence) attrs(ctx context.Context, srv *Server, requester addr.A
 		return &wire.Result{Code: wire.StatusUnreachable, Text: err.Error()}
 	}
 	return resp
-}
-
-// latePush lets the presence service be made before the c2s handler that
-// pushes its records to sessions.
-type latePush struct{ h *c2s.Handler }
-
-func (l *latePush) Push(ctx context.Context, user addr.Address, rec wire.Record) int {
-	return l.h.Push(ctx, user, rec)
 }

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -142,7 +143,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	if err != nil {
 		return fail(err)
 	}
-	var push latePush
+	var clients lateClients
 	ppolicies := map[string]presence.Policy{}
 	for _, d := range cfg.Domains {
 		ppolicies[d.Name] = presence.Policy{SubscriptionTimeout: d.SubscriptionTimeout.D()}
@@ -151,16 +152,15 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		Domains: ppolicies,
 		Store:   s.store,
 		Remote:  s.s2s,
-		Local:   &push,
+		Local:   &clients,
 		Logger:  logger,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	var local lateLocal
 	s.router, err = router.New(router.Config{
 		Domains:  policies,
-		Local:    &local,
+		Local:    &clients,
 		Remote:   s.s2s,
 		Users:    s.store,
 		Dedup:    s.store,
@@ -184,8 +184,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	if err != nil {
 		return fail(err)
 	}
-	local.h = s.c2s
-	push.h = s.c2s
+	clients.h = s.c2s
 	s.admin = admin.New(admin.Config{
 		Accounts:   s.store,
 		Domains:    domains,
@@ -200,11 +199,16 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	return s, nil
 }
 
-// lateLocal lets the router be made before the c2s handler it delivers to.
-type lateLocal struct{ h *c2s.Handler }
+// lateClients lets the router and the presence service be made before the
+// c2s handler that they deliver and push to.
+type lateClients struct{ h *c2s.Handler }
 
-func (l *lateLocal) Deliver(ctx context.Context, to addr.Address, m *wire.Message) int {
+func (l *lateClients) Deliver(ctx context.Context, to addr.Address, m *wire.Message) int {
 	return l.h.Deliver(ctx, to, m)
+}
+
+func (l *lateClients) Push(ctx context.Context, user addr.Address, rec wire.Record) int {
+	return l.h.Push(ctx, user, rec)
 }
 
 // deliverOffline hands the messages kept while user was offline to the
@@ -299,20 +303,11 @@ func (s *Server) domainAttrs(domain string, r *wire.GetAttrs) wire.Record {
 	}
 	out := &wire.Attrs{Target: domain}
 	for _, a := range all {
-		if len(r.Names) == 0 || contains(r.Names, a.Name) {
+		if len(r.Names) == 0 || slices.Contains(r.Names, a.Name) {
 			out.Attrs = append(out.Attrs, a)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ready reports whether the server serves: listening, store reachable.
