@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 
@@ -56,7 +57,9 @@ type Config struct {
 	Disconnect func(user addr.Address)
 	// Metrics, if set, serves GET /metrics (the Prometheus exposition).
 	Metrics http.Handler
-	Logger  *slog.Logger
+	// Pprof serves net/http/pprof's profiles at /debug/pprof/.
+	Pprof  bool
+	Logger *slog.Logger
 }
 
 // MinPasswordLen is the shortest password accepted.
@@ -80,6 +83,13 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }

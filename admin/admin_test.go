@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -100,5 +101,27 @@ func TestHealth(t *testing.T) {
 	readyErr = errors.New("store down")
 	if code, _ := do(t, srv, "GET", "/readyz", nil); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz when not ready: %d", code)
+	}
+}
+
+// TestPprof: the profiles are served only when Pprof is set.
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := httptest.NewServer(admin.New(admin.Config{Domains: []string{"alpha.example"}, Pprof: on}))
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap?debug=1"} {
+			resp, err := srv.Client().Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case on && (resp.StatusCode != http.StatusOK || len(b) == 0):
+				t.Errorf("pprof on: GET %s = %d, %d bytes", path, resp.StatusCode, len(b))
+			case !on && resp.StatusCode != http.StatusNotFound:
+				t.Errorf("pprof off: GET %s = %d, want 404", path, resp.StatusCode)
+			}
+		}
+		srv.Close()
 	}
 }

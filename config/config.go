@@ -55,6 +55,14 @@ type Config struct {
 	Federation      Federation   `toml:"federation"`
 	Domains         []Domain     `toml:"domain"`
 	Clients         ClientLimits `toml:"clients"`
+	Admin           Admin        `toml:"admin"`
+}
+
+// Admin configures the admin listener beyond its address.
+type Admin struct {
+	// Pprof serves the Go runtime profiles (net/http/pprof) at
+	// /debug/pprof/ on the admin listener; off by default.
+	Pprof bool `toml:"pprof"`
 }
 
 // Log configures logging.
@@ -121,6 +129,9 @@ type ClientLimits struct {
 	// SessionLifetime is how long a remembered login (a session token)
 	// stays valid.
 	SessionLifetime Duration `toml:"session_lifetime"`
+	// MaxConnections bounds the client connections open at once; more are
+	// answered HTTP 503.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Defaults.
@@ -135,6 +146,7 @@ const (
 	DefaultRateBurst           = 30
 	DefaultRetryFor            = 2 * time.Minute
 	DefaultSessionLifetime     = 30 * 24 * time.Hour
+	DefaultMaxClientConns      = 10000
 )
 
 // applyDefaults fills every zero field with its documented default.
@@ -184,6 +196,7 @@ func (c *Config) applyDefaults() {
 		integer(&d.RateBurst, DefaultRateBurst)
 	}
 	dur(&c.Clients.SessionLifetime, DefaultSessionLifetime)
+	integer(&c.Clients.MaxConnections, DefaultMaxClientConns)
 }
 
 // KeyError is a problem with one key of the file.
@@ -348,6 +361,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Clients.SessionLifetime.D() < time.Minute {
 		bad("clients.session_lifetime", "must be at least 1m")
+	}
+	if c.Clients.MaxConnections < 1 {
+		bad("clients.max_connections", "must be at least 1, not %d", c.Clients.MaxConnections)
 	}
 	return errors.Join(errs...)
 }

@@ -57,6 +57,7 @@ func TestBadValues(t *testing.T) {
 		{"message size", "[[domain]]\nname = \"a.example\"\nmax_message_size = 10\n", "domain[0].max_message_size"},
 		{"backoff order", "[federation]\nmin_backoff = \"1m\"\nmax_backoff = \"1s\"\n[[domain]]\nname = \"a.example\"\n", "federation.max_backoff"},
 		{"negative", "[federation]\nmax_conns_per_domain = -1\n[[domain]]\nname = \"a.example\"\n", "federation.max_conns_per_domain"},
+		{"client cap", "[clients]\nmax_connections = -5\n[[domain]]\nname = \"a.example\"\n", "clients.max_connections"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,6 +41,10 @@ drain_to = ""                 # host:port of another node: on shutdown, REDIRECT
 
 [clients]
 session_lifetime = "720h"     # how long a remembered login stays valid
+max_connections = 10000       # client connections open at once; more get HTTP 503
+
+[admin]
+pprof = false                 # serve Go profiles at /debug/pprof/ on the admin listener
 
 [[domain]]
 name = "{{.Domain}}"

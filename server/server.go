@@ -177,6 +177,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		Auth:     &authenticator{store: s.store, lifetime: cfg.Clients.SessionLifetime.D()},
 		Router:   s.router,
 		Link:     link.Config{Software: Software, Frames: &s.frames.client},
+		MaxConns: cfg.Clients.MaxConnections,
 		OnLogin:  s.deliverOffline,
 		Presence: clientPresence{Service: s.presence, srv: s},
 		Logger:   logger,
@@ -194,6 +195,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		// sessions.
 		Disconnect: func(user addr.Address) { s.c2s.Disconnect(user, wire.StatusNotAuthorized, "credentials changed") },
 		Metrics:    s.newMetrics(),
+		Pprof:      cfg.Admin.Pprof,
 		Logger:     logger,
 	})
 	return s, nil
