@@ -46,6 +46,12 @@ type sconn struct {
 	// bound (dialback.DefaultMaxPerConn), so that it is not refused busy.
 	authSlots chan struct{}
 
+	// handling bounds the records handled concurrently (MaxConcurrent);
+	// handlers counts them, so that a shutdown can wait for their
+	// responses.
+	handling chan struct{}
+	handlers sync.WaitGroup
+
 	// authed lists the authenticated pairs: a copy-on-write slice, read
 	// without a lock on every record, written under mu.
 	authed atomic.Pointer[[]pair]
@@ -76,6 +82,7 @@ func (s *Server) newConn(lc *link.Conn, outbound bool, remote, endpoint string, 
 		conn2:     map[pair]*sconn{},
 		claimed:   map[string]bool{},
 		authSlots: make(chan struct{}, maxAuthsPerConn),
+		handling:  make(chan struct{}, s.cfg.MaxConcurrent),
 	}
 	s.mu.Lock()
 	s.byID[lc.ID()] = c
@@ -250,6 +257,36 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 		return
 	}
 	in := Inbound{From: from, To: to, Record: rec, tag: hd.Tag, node: hd.Node, conn: c}
+	switch rec.(type) {
+	case *wire.Message, *wire.GetAttrs:
+		// The decoder reuses rec once this returns: the goroutine gets a
+		// copy. A full set of slots stops the reading (back-pressure).
+		kept, err := wire.Clone(rec)
+		if err != nil { // rec came from the decoder: cannot happen
+			c.result(hd.Tag, wire.StatusInternal, "")
+			return
+		}
+		in.Record = kept
+		c.handling <- struct{}{}
+		c.handlers.Add(1)
+		s.wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("panic in a record handler; connection dropped", "conn", c.ID(), "type", in.Record.Type(), "panic", r)
+					c.Abort(fmt.Errorf("panic: %v", r))
+				}
+				<-c.handling
+				c.handlers.Done()
+			}()
+			s.handle(c, in, hd)
+		})
+	default:
+		s.handle(c, in, hd)
+	}
+}
+
+// handle runs the Handler for in and sends its response.
+func (s *Server) handle(c *sconn, in Inbound, hd wire.Head) {
 	resp := s.cfg.Handler.HandleS2S(s.ctx, in)
 	if resp != nil && hd.Tag != 0 {
 		if err := c.respond(s.ctx, hd.Tag, hd.Node, resp); err != nil {

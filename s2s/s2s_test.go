@@ -636,3 +636,59 @@ func TestReplayedSecretRefused(t *testing.T) {
 	c1.send(m)
 	c1.expectResult(8, wire.StatusDelivered)
 }
+
+// TestMessagesHandledConcurrently: a MESSAGE whose delivery is slow does not
+// hold up the next ones on the same connection (asynchronous tagged
+// requests), and a shutdown lets the slow one send its result first.
+func TestMessagesHandledConcurrently(t *testing.T) {
+	w := imxtest.NewWorld(t)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	beta := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Handler: s2s.HandlerFunc(func(ctx context.Context, in s2s.Inbound) wire.Record {
+		if string(in.Record.(*wire.Message).ID) == "slow" {
+			close(started)
+			<-release
+		}
+		return &wire.Result{Code: wire.StatusDelivered, Count: 1}
+	})})
+	alpha := w.StartNode(imxtest.NodeConfig{Domains: []string{"alpha.example"}, Configure: func(c *s2s.Config) { c.MaxConnsPerDomain = 1 }})
+	mustDeliver(t, alpha, "alpha.example", "beta.example", message("alice@alpha.example", "bob@beta.example", "first"))
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := alpha.Server.Request(ctx(t), "alpha.example", "beta.example", message("alice@alpha.example", "bob@beta.example", "slow"))
+		if err == nil {
+			if r, ok := resp.(*wire.Result); !ok || r.Code != wire.StatusDelivered {
+				err = fmt.Errorf("response %#v", resp)
+			}
+		}
+		slow <- err
+	}()
+	<-started
+	for i := range 20 {
+		mustDeliver(t, alpha, "alpha.example", "beta.example", message("alice@alpha.example", "bob@beta.example", fmt.Sprint("fast ", i)))
+	}
+	if n := alpha.Server.Stats.OutboundConns.Load(); n != 1 {
+		t.Fatalf("%d outbound connections, want 1 (the test needs one connection)", n)
+	}
+	select {
+	case err := <-slow:
+		t.Fatalf("the slow message ended before it was released: %v", err)
+	default:
+	}
+	// beta shuts down while the slow one is being handled: its result
+	// still goes out before the CLOSE.
+	shut := make(chan error, 1)
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- beta.Server.Shutdown(c)
+	}()
+	time.Sleep(50 * time.Millisecond) // let Shutdown reach its wait
+	close(release)
+	if err := <-slow; err != nil {
+		t.Errorf("slow message: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}

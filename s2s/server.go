@@ -47,6 +47,7 @@ const (
 	DefaultMinBackoff          = time.Second
 	DefaultMaxBackoff          = 5 * time.Minute
 	DefaultMaxViolations       = 10
+	DefaultMaxConcurrent       = 256
 	// MaxRedirects is how many REDIRECTs in a row are followed.
 	MaxRedirects = 3
 	// requestRetries is how many times Request sends again when the
@@ -100,6 +101,11 @@ type Config struct {
 	// Handler receives the authorized records; nil answers every request
 	// with unsupported.
 	Handler Handler
+	// MaxConcurrent bounds the MESSAGE and GET-ATTRIBUTES records of one
+	// connection that are handled at once (asynchronous tagged requests,
+	// §4.4.8); when that many are in the handler, the connection is not
+	// read until one ends. Default DefaultMaxConcurrent.
+	MaxConcurrent int
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -107,11 +113,17 @@ type Config struct {
 // Handler handles the records that arrive from remote domains after
 // authorization.
 type Handler interface {
-	// HandleS2S is called on the connection's reader goroutine for each
-	// authorized request or notice. It returns the response for a request
-	// (its tag is set by the Server), or nil, in which case a request's
-	// response must come later through Inbound.Reply. in.Record is valid
-	// only during the call; wire.Clone it to keep it.
+	// HandleS2S is called for each authorized request or notice. MESSAGE
+	// and GET-ATTRIBUTES are handled concurrently, each on a goroutine of
+	// its own (up to Config.MaxConcurrent per connection), so that one
+	// slow delivery does not hold up the others: messages on one
+	// connection may be handled out of order. SUBSCRIBE, UNSUBSCRIBE and
+	// NOTIFY are handled in order, on the connection's reader goroutine,
+	// because presence is state and a later change must not be overtaken.
+	// HandleS2S returns the response for a request (its tag is set by the
+	// Server), or nil, in which case a request's response must come later
+	// through Inbound.Reply. in.Record is valid only during the call;
+	// wire.Clone it to keep it.
 	HandleS2S(ctx context.Context, in Inbound) wire.Record
 }
 
@@ -224,6 +236,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxInbound <= 0 {
 		cfg.MaxInbound = DefaultMaxInbound
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if cfg.MaxViolations <= 0 {
 		cfg.MaxViolations = DefaultMaxViolations
@@ -387,8 +402,9 @@ func (s *Server) forget(c *sconn) {
 	}
 }
 
-// Shutdown stops accepting, closes every connection with CLOSE
-// shutting-down, and waits for them to end or ctx to end.
+// Shutdown stops accepting, lets the records being handled send their
+// responses, closes every connection with CLOSE shutting-down, and waits
+// for them to end or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -400,6 +416,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	// The records being handled get their responses before the CLOSE.
+	handled := make(chan struct{})
+	go func() {
+		for _, c := range conns {
+			c.handlers.Wait()
+		}
+		close(handled)
+	}()
+	select {
+	case <-handled:
+	case <-ctx.Done():
+	}
 	for _, c := range conns {
 		c.Close(wire.StatusShuttingDown, "server shutting down")
 	}
