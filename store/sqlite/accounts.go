@@ -135,8 +135,7 @@ func (s *Store) DeleteAccount(ctx context.Context, a addr.Address) error {
 // AccountExists implements store.Accounts.
 func (s *Store) AccountExists(ctx context.Context, a addr.Address) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE domain = ? AND local = ?`,
-		a.Domain(), a.Local()).Scan(&n)
+	err := s.rstmts[rstmtAccountExists].QueryRowContext(ctx, a.Domain(), a.Local()).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("store/sqlite: account exists %s: %w", a, err)
 	}

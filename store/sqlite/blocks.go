@@ -82,9 +82,7 @@ func (s *Store) listBlocks(ctx context.Context, owner addr.Address) ([]string, e
 // IsBlocked implements store.Blocks.
 func (s *Store) IsBlocked(ctx context.Context, owner, a addr.Address) (bool, error) {
 	var blocked bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blocks
-		WHERE account = `+accountOf+` AND pattern IN (?, ?))`,
-		owner.Domain(), owner.Local(), a.String(), "@"+a.Domain()).Scan(&blocked)
+	err := s.rstmts[rstmtIsBlocked].QueryRowContext(ctx, owner.Domain(), owner.Local(), a.String(), "@"+a.Domain()).Scan(&blocked)
 	if err != nil {
 		return false, fmt.Errorf("store/sqlite: is %s blocked by %s: %w", a, owner, err)
 	}

@@ -50,8 +50,7 @@ func (s *Store) claim(ctx context.Context, origin string, id []byte, now time.Ti
 			status sql.NullInt64
 			count  int64
 		)
-		err = s.r.QueryRowContext(ctx, `SELECT status, count FROM claims WHERE origin = ? AND id = ?`,
-			origin, id).Scan(&status, &count)
+		err = s.rstmts[rstmtClaimState].QueryRowContext(ctx, origin, id).Scan(&status, &count)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			continue // released or pruned since the insert: claim again

@@ -50,7 +50,8 @@ type Store struct {
 	r    *sql.DB // the read pool
 	pw   store.PasswordParams
 
-	stmts [numStmts]*sql.Stmt // the hot statements, prepared on w
+	stmts  [numStmts]*sql.Stmt     // the hot statements, prepared on w
+	rstmts [numReadStmts]*sql.Stmt // the hot queries, prepared on the read pool
 
 	// The group commit of the hot statements (batch.go).
 	reqs          chan *batchReq
@@ -189,6 +190,12 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}
+	for i, q := range readStmtSQL {
+		if st.rstmts[i], err = r.PrepareContext(ctx, q); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+	}
 	return st, nil
 }
 
@@ -213,6 +220,24 @@ var stmtSQL = [numStmts]string{
 	stmtOutboxDone: `DELETE FROM outbox WHERE id = ?`,
 }
 
+// The queries of the hot paths, prepared once on the read pool (a query
+// parsed at every call cost more than running it).
+type readStmtID int
+
+const (
+	rstmtAccountExists readStmtID = iota
+	rstmtClaimState
+	rstmtIsBlocked
+	numReadStmts
+)
+
+var readStmtSQL = [numReadStmts]string{
+	rstmtAccountExists: `SELECT count(*) FROM accounts WHERE domain = ? AND local = ?`,
+	rstmtClaimState:    `SELECT status, count FROM claims WHERE origin = ? AND id = ?`,
+	rstmtIsBlocked: `SELECT EXISTS (SELECT 1 FROM blocks
+		WHERE account = ` + accountOf + ` AND pattern IN (?, ?))`,
+}
+
 // dsn is the modernc.org/sqlite data source name of the file at the
 // absolute path abs: a file: URI, so that any character of the path (a '?'
 // or '#' among them) is escaped, with the driver's parameters as its query.
@@ -233,7 +258,7 @@ func (s *Store) Close() error {
 		<-s.committerDone
 		<-s.ckDone
 		var errs []error
-		for _, st := range s.stmts {
+		for _, st := range append(s.stmts[:], s.rstmts[:]...) {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}
