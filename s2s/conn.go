@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/dialback"
@@ -52,9 +51,11 @@ type sconn struct {
 	handling chan struct{}
 	handlers sync.WaitGroup
 
-	// authed lists the authenticated pairs: a copy-on-write slice, read
-	// without a lock on every record, written under mu.
-	authed atomic.Pointer[[]pair]
+	// authed holds the authenticated pairs, read on every record. It is a
+	// map, not a list: an aggregator's connection can carry thousands of
+	// pairs, and each dial-back adds one.
+	authedMu sync.RWMutex
+	authed   map[pair]struct{}
 
 	mu        sync.Mutex
 	authing   map[pair]chan struct{}
@@ -103,22 +104,21 @@ func (c *sconn) isAuthed(local, remote string) bool {
 }
 
 func (c *sconn) hasPair(p pair) bool {
-	if ps := c.authed.Load(); ps != nil {
-		for _, q := range *ps {
-			if q == p {
-				return true
-			}
-		}
-	}
-	return false
+	c.authedMu.RLock()
+	_, ok := c.authed[p]
+	c.authedMu.RUnlock()
+	return ok
 }
 
-// pairs returns the authenticated pairs; the slice must not be modified.
+// pairs returns a copy of the authenticated pairs.
 func (c *sconn) pairs() []pair {
-	if ps := c.authed.Load(); ps != nil {
-		return *ps
+	c.authedMu.RLock()
+	defer c.authedMu.RUnlock()
+	out := make([]pair, 0, len(c.authed))
+	for p := range c.authed {
+		out = append(out, p)
 	}
-	return nil
+	return out
 }
 
 func (c *sconn) usable() bool {
@@ -141,12 +141,12 @@ func (c *sconn) setDraining() {
 // markAuthed records that pair is authenticated on c and puts c in the
 // remote domain's pool.
 func (s *Server) markAuthed(c *sconn, p pair) {
-	c.mu.Lock()
-	if !c.hasPair(p) {
-		ps := append(slices.Clone(c.pairs()), p)
-		c.authed.Store(&ps)
+	c.authedMu.Lock()
+	if c.authed == nil {
+		c.authed = map[pair]struct{}{}
 	}
-	c.mu.Unlock()
+	c.authed[p] = struct{}{}
+	c.authedMu.Unlock()
 	s.mu.Lock()
 	pe := s.peer(p.remote)
 	if !slices.Contains(pe.conns, c) {
