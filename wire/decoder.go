@@ -199,6 +199,8 @@ func resetRecord(r decodeTarget) {
 		*r = Block{}
 	case *Request:
 		*r = Request{}
+	case *AttrsSet:
+		*r = AttrsSet{Attrs: r.Attrs[:0]}
 	}
 }
 

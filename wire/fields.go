@@ -264,6 +264,10 @@ func (f *field) attr() Attr {
 	return Attr{Name: f.str(f.val[1 : 1+nl]), Value: f.str(f.val[1+nl:])}
 }
 
+// IsToken reports whether s is a token: 1 to MaxTokenLen bytes of
+// [a-z0-9._-], the form of attribute names and capabilities.
+func IsToken(s string) bool { return len(s) <= MaxTokenLen && isToken(s) }
+
 // isToken reports whether b is a non-empty run of [a-z0-9._-].
 func isToken[T string | []byte](b T) bool {
 	if len(b) == 0 {
@@ -498,6 +502,8 @@ func assign(s setter, f *field) {
 	case *Block:
 		r.set(f)
 	case *Request:
+		r.set(f)
+	case *AttrsSet:
 		r.set(f)
 	}
 }

@@ -67,6 +67,7 @@ var goldenRecords = []struct {
 	{"presence-set", &PresenceSet{Head: Head{Tag: 9}, Presence: PresenceAway, Status: "back at 3"}},
 	{"block", &Block{Head: Head{Tag: 10}, Pattern: "@spam.example", Block: true}},
 	{"request", &Request{Watcher: "alice@alpha.example", Alias: "Alice"}},
+	{"attributes-set", &AttrsSet{Head: Head{Tag: 11}, Attrs: []Attr{{"alias", "Alice Liddell"}, {"capabilities", "html-lite"}}}},
 	{"send-html", &Send{Head: Head{Tag: 4}, To: "bob@beta.example", ContentType: "text/html-lite", Body: "<b>Hello</b> Bob", Attrs: []Attr{{"x-client", "imx-web"}}}},
 }
 

@@ -130,6 +130,8 @@ func newRecord(t Type) decodeTarget {
 		return new(Block)
 	case TypeRequest:
 		return new(Request)
+	case TypeAttrsSet:
+		return new(AttrsSet)
 	}
 	panic("wire: newRecord of unknown type " + t.String()) // unreachable: callers check specOf first
 }
@@ -419,3 +421,5 @@ func (r *Request) set(f *field) {
 		r.Alias = f.text()
 	}
 }
+
+func (r *AttrsSet) set(f *field) { r.Attrs = append(r.Attrs, f.attr()) }

@@ -195,15 +195,18 @@ var (
 		address(1, "watcher"),
 		text(2, "alias", false, 0, MaxAliasLen),
 	)
+	specAttrsSet = newSpec(TypeAttrsSet, "ATTRIBUTES-SET", shapeRequest,
+		attrs(1),
+	)
 
-	specs = func() [0x10B]*recordSpec {
-		var a [0x10B]*recordSpec
+	specs = func() [0x10C]*recordSpec {
+		var a [0x10C]*recordSpec
 		for _, s := range []*recordSpec{specHello, specClose, specRedirect, specPing, specPong,
 			specResult, specDBToken, specDBVerify, specDBSecret, specDBOutcome, specMessage,
 			specSubscribe, specUnsubscribe, specNotify, specGetAttrs, specAttrs,
 			specLogin, specSession, specSend,
 			specContactAdd, specContactRemove, specContacts, specContactList,
-			specApprove, specPresenceSet, specBlock, specRequest} {
+			specApprove, specPresenceSet, specBlock, specRequest, specAttrsSet} {
 			a[s.typ] = s
 		}
 		return a
@@ -503,6 +506,14 @@ type Request struct {
 	Alias   string
 }
 
+// AttrsSet sets attributes of the user, or of the session, that sent it
+// (client API): alias, capabilities, max-message-length. Answered by
+// RESULT.
+type AttrsSet struct {
+	Head
+	Attrs []Attr
+}
+
 // Unknown is a record of a type this package does not know, received
 // without FlagMustUnderstand. It is kept whole so that it can be logged,
 // counted or forwarded.
@@ -539,6 +550,7 @@ func (*Approve) Type() Type       { return TypeApprove }
 func (*PresenceSet) Type() Type   { return TypePresenceSet }
 func (*Block) Type() Type         { return TypeBlock }
 func (*Request) Type() Type       { return TypeRequest }
+func (*AttrsSet) Type() Type      { return TypeAttrsSet }
 func (u *Unknown) Type() Type     { return u.RecordType }
 
 func (*Hello) isRecord()         {}
@@ -568,6 +580,7 @@ func (*Approve) isRecord()       {}
 func (*PresenceSet) isRecord()   {}
 func (*Block) isRecord()         {}
 func (*Request) isRecord()       {}
+func (*AttrsSet) isRecord()      {}
 func (*Unknown) isRecord()       {}
 
 // AppendBinary implements Record.
@@ -846,6 +859,13 @@ func (r *Request) AppendBinary(b []byte) ([]byte, error) {
 	e := begin(b, specRequest, r.Head)
 	e.text(1, r.Watcher)
 	e.text(2, r.Alias)
+	return e.finish(r.Head)
+}
+
+// AppendBinary implements Record.
+func (r *AttrsSet) AppendBinary(b []byte) ([]byte, error) {
+	e := begin(b, specAttrsSet, r.Head)
+	e.attrs(1, r.Attrs)
 	return e.finish(r.Head)
 }
 

@@ -86,6 +86,7 @@ const (
 	TypePresenceSet   Type = 0x0108 // 1:presence(u) 2:status(t)?
 	TypeBlock         Type = 0x0109 // 1:pattern(t) 2:block(u)
 	TypeRequest       Type = 0x010A // 1:watcher(t) 2:alias(t)?
+	TypeAttrsSet      Type = 0x010B // 1:attr(a)*
 
 	// FirstClientType and LastClientType bound the range of the
 	// client-only records of the client API.

@@ -478,6 +478,12 @@ func normalize(r Record) Record {
 			c.Attrs = nil
 		}
 		return &c
+	case *AttrsSet:
+		c := *r
+		if len(c.Attrs) == 0 {
+			c.Attrs = nil
+		}
+		return &c
 	case *ContactList:
 		c := *r
 		if len(c.Contacts) == 0 {
