@@ -21,6 +21,8 @@
 //   - Blocks: the addresses and domains each user refuses.
 //   - SubsIn and SubsOut: the presence subscriptions granted to watchers
 //     and held for local watchers, with their expiry and renewal.
+//   - UserAttrs: the attributes users set about themselves (alias,
+//     max-message-length).
 //
 // # Time
 //

@@ -27,6 +27,7 @@ type Store interface {
 	Blocks
 	SubsIn
 	SubsOut
+	UserAttrs
 
 	// Close releases the store's resources. Operations after Close fail.
 	// Calling Close again does nothing and returns nil.

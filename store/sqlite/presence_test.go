@@ -14,8 +14,8 @@ import (
 )
 
 func TestSchemaVersion(t *testing.T) {
-	if v := SchemaVersion(); v != 2 {
-		t.Fatalf("SchemaVersion() = %d, want 2", v)
+	if v := SchemaVersion(); v != 3 {
+		t.Fatalf("SchemaVersion() = %d, want 3", v)
 	}
 }
 
@@ -75,6 +75,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err := s.PutSubOut(ctx, store.SubOut{Watcher: alice, Presentity: dave, Expires: t0().Add(time.Hour), RenewAt: t0()}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SetUserAttr(ctx, alice, "alias", "Alice"); err != nil {
+		t.Fatal(err)
+	}
 	var ok string
 	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
 		t.Fatalf("integrity_check = %q, %v", ok, err)
@@ -85,7 +88,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err := s.DeleteAccount(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	for _, table := range []string{"contacts", "subs_out"} {
+	for _, table := range []string{"contacts", "subs_out", "user_attrs"} {
 		if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s after the account's deletion: %d rows, %v", table, n, err)
 		}
@@ -106,6 +109,9 @@ func TestCheckConstraints(t *testing.T) {
 		`INSERT INTO approvals (account, watcher, state, asked_at) SELECT id, 'd@beta.example', 'maybe', 0 FROM accounts`,
 		`INSERT INTO subs_in (account, watcher_domain, watcher_local, expires, active) SELECT id, 'beta.example', 'd', 0, 2 FROM accounts`,
 		`INSERT INTO contacts (account, contact, state) VALUES (999, 'd@beta.example', 'asked')`,
+		`INSERT INTO user_attrs (account, name, value) SELECT id, 'alias', '' FROM accounts`,
+		`INSERT INTO user_attrs (account, name, value) SELECT id, '', 'x' FROM accounts`,
+		`INSERT INTO user_attrs (account, name, value) VALUES (999, 'alias', 'x')`,
 	} {
 		if _, err := s.w.ExecContext(ctx, q); err == nil {
 			t.Errorf("%s: accepted", q)

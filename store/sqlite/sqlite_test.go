@@ -150,7 +150,7 @@ func TestMigrationsFromEmpty(t *testing.T) {
 		t.Fatalf("applied versions %v, want 1 to %d", versions, SchemaVersion())
 	}
 	for _, table := range []string{"accounts", "sessions", "claims", "outbox", "offline",
-		"contacts", "approvals", "blocks", "subs_in", "subs_out"} {
+		"contacts", "approvals", "blocks", "subs_in", "subs_out", "user_attrs"} {
 		var n int
 		if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&n); err != nil || n != 1 {
 			t.Errorf("table %s: %d, %v", table, n, err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/imxproject/imx/store"
+	"github.com/imxproject/imx/wire"
 )
 
 // testPersistence writes some of everything, closes the store, opens its
@@ -37,6 +38,7 @@ func testPersistence(t *testing.T, h *harness) {
 	must(t, "PutSubIn", s.PutSubIn(ctx, subIn))
 	subOut := subOut(alice, carol, time.Hour)
 	must(t, "PutSubOut", s.PutSubOut(ctx, subOut))
+	must(t, "SetUserAttr", s.SetUserAttr(ctx, bob, "alias", "Bob"))
 
 	s = h.again(t, s)
 
@@ -72,6 +74,7 @@ func testPersistence(t *testing.T, h *harness) {
 	if got, err := s.GetSubOut(ctx, alice, carol); err != nil || !sameSubOut(got, subOut) {
 		t.Fatalf("GetSubOut after reopening = %+v, %v; want %+v", got, err, subOut)
 	}
+	wantUserAttrs(t, s, bob, wire.Attr{Name: "alias", Value: "Bob"})
 	// Seqs keep increasing across a reopen.
 	must(t, "StoreOffline", s.StoreOffline(ctx, offlineMsg(carol, bob, "m2", t0), 10))
 	ms, err = s.ListOffline(ctx, bob, 0)

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Blocks", blockTests},
 		{"SubsIn", subsInTests},
 		{"SubsOut", subsOutTests},
+		{"UserAttrs", userAttrTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
