@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -72,7 +73,12 @@ type FrameConn struct {
 	readErr error // sticky
 	one     [1]byte
 
-	reading   atomic.Bool // a Read is in progress
+	// Set by the Handler, for WaitRead: the connection under ws, and
+	// ws's read buffer on it.
+	in  *waitConn
+	wbr *bufio.Reader
+
+	reading   atomic.Bool // a Read or a WaitRead is in progress
 	mu        sync.Mutex
 	sentClose bool  // a CLOSE record was written: nothing may follow it
 	violation error // the framing error, for Close
@@ -100,6 +106,65 @@ func NewFrameConn(ws *websocket.Conn, local, remote net.Addr) *FrameConn {
 // messageSource is the read side of a WebSocket: *websocket.Conn.
 type messageSource interface {
 	Reader(ctx context.Context) (websocket.MessageType, io.Reader, error)
+}
+
+// waitConn is the connection under a client's WebSocket, hijacked from
+// net/http. Its first bytes read are those that net/http had read ahead
+// (prefix). It can wait for input without a buffer (wait): a one-byte
+// read, whose byte, or error, the next Read returns.
+type waitConn struct {
+	net.Conn
+	tmp [1]byte // wait's read; wait is called by one goroutine at a time
+
+	mu     sync.Mutex // Close's handshake may read while wait runs
+	prefix []byte
+	one    byte // the byte wait read, if have
+	have   bool
+	err    error // the error wait met, returned by every Read after
+}
+
+func (c *waitConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.mu.Lock()
+	switch {
+	case len(c.prefix) > 0:
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		c.mu.Unlock()
+		return n, nil
+	case c.have:
+		p[0], c.have = c.one, false
+		c.mu.Unlock()
+		return 1, nil
+	case c.err != nil:
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// wait returns when the next Read would not block.
+func (c *waitConn) wait() error {
+	c.mu.Lock()
+	ready := len(c.prefix) > 0 || c.have || c.err != nil
+	c.mu.Unlock()
+	if ready {
+		return nil
+	}
+	n, err := c.Conn.Read(c.tmp[:])
+	c.mu.Lock()
+	if n > 0 {
+		c.one, c.have = c.tmp[0], true
+	}
+	if err != nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	return err
 }
 
 // wsAddr is a net.Addr for a connection whose address is not known.
@@ -161,6 +226,25 @@ func (c *FrameConn) read(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// WaitRead returns when a Read would not block (link.ReadWaiter): at once
+// if a message is being read or bytes are buffered, else after a one-byte
+// read of the connection under the WebSocket, which keeps the byte for the
+// WebSocket's next read. An idle client connection's reader waits here,
+// near the top of its stack, and not at the bottom of the WebSocket
+// library's read path: the runtime can then shrink its stack to 4 KiB (a
+// client that sends WebSocket pings while idle is still read through the
+// library, and keeps a larger stack). A FrameConn that the Handler did not
+// make (the Go client's) returns at once.
+func (c *FrameConn) WaitRead() error {
+	if c.in == nil || c.msg != nil || c.readErr != nil || c.wbr.Buffered() > 0 {
+		return nil
+	}
+	c.reading.Store(true) // Close closes at once, which ends the wait
+	err := c.in.wait()
+	c.reading.Store(false)
+	return err
 }
 
 // next starts the next message and reads its frame header.

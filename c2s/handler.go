@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,7 @@ type Handler struct {
 
 	regMu sync.RWMutex
 	users map[addr.Address][]*session
+	caps  map[*session][]string // the capabilities sessions declared (ATTRIBUTES-SET)
 
 	Stats Stats
 }
@@ -172,6 +174,7 @@ func New(cfg Config) (*Handler, error) {
 		local: local,
 		conns: map[*session]struct{}{},
 		users: map[addr.Address][]*session{},
+		caps:  map[*session][]string{},
 	}
 	h.cfg.Link.FramePerWrite = true
 	h.cfg.Link.IdleTimeout = 0
@@ -209,7 +212,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.wg.Done()
 	}
 
-	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: h.cfg.OriginPatterns,
 	})
@@ -226,6 +230,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	fc := NewFrameConn(ws, local, parseAddr(r.RemoteAddr))
+	fc.in, fc.wbr = sb.conn, sb.br // for WaitRead
 	// The connection runs on a goroutine of its own, and net/http's
 	// goroutine returns: its stack, grown by the HTTP request, and the
 	// request itself are not kept for the life of a mostly idle client.
@@ -244,15 +249,20 @@ const wsBuffer = 1 << 10
 // smallBuffers gives the WebSocket library read and write buffers of
 // wsBuffer bytes instead of the 4 KiB ones net/http hands over with a
 // hijacked connection: client connections are many, mostly idle, and
-// their frames small (BenchmarkIdleSessions measures the difference).
-type smallBuffers struct{ http.ResponseWriter }
+// their frames small (BenchmarkIdleSessions measures the difference). It
+// keeps the connection and the read buffer for FrameConn.WaitRead.
+type smallBuffers struct {
+	http.ResponseWriter
+	conn *waitConn     // set by Hijack
+	br   *bufio.Reader // the WebSocket's read buffer, on conn
+}
 
 // Unwrap gives http.ResponseController the ResponseWriter underneath.
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Hijack hijacks the connection underneath; bytes that net/http had read
 // ahead are read first.
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -261,26 +271,13 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, err
 	}
+	wc := &waitConn{Conn: nc}
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
-		nc = &prefixConn{Conn: nc, prefix: bytes.Clone(b)}
+		wc.prefix = bytes.Clone(b)
 	}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, wsBuffer), bufio.NewWriterSize(nc, wsBuffer)), nil
-}
-
-// prefixConn is a net.Conn whose first bytes read are prefix.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
+	w.conn, w.br = wc, bufio.NewReaderSize(wc, wsBuffer)
+	return wc, bufio.NewReadWriter(w.br, bufio.NewWriterSize(wc, wsBuffer)), nil
 }
 
 // parseAddr turns an http.Request's RemoteAddr into a net.Addr.
@@ -400,6 +397,7 @@ func (h *Handler) unregister(s *session) {
 	} else {
 		h.users[s.user] = ss
 	}
+	delete(h.caps, s)
 	n := len(ss)
 	h.regMu.Unlock()
 	h.Stats.Sessions.Add(-1)
@@ -411,6 +409,34 @@ func (h *Handler) unregister(s *session) {
 			p.SessionsChanged(ctx, user, n)
 		})
 	}
+}
+
+// setCaps records the capabilities that s declared, if s is still
+// registered.
+func (h *Handler) setCaps(s *session, caps []string) {
+	h.regMu.Lock()
+	defer h.regMu.Unlock()
+	if !slices.Contains(h.users[s.user], s) {
+		return // the session ended meanwhile
+	}
+	if len(caps) == 0 {
+		delete(h.caps, s)
+		return
+	}
+	h.caps[s] = slices.Clone(caps)
+}
+
+// Capabilities returns the capabilities that the live sessions of user
+// declared with ATTRIBUTES-SET: the union, sorted, each once.
+func (h *Handler) Capabilities(user addr.Address) []string {
+	h.regMu.RLock()
+	defer h.regMu.RUnlock()
+	var out []string
+	for _, s := range h.users[user] {
+		out = append(out, h.caps[s]...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // startSend counts a SEND about to be routed, unless the handler drains.

@@ -88,4 +88,10 @@ type Presence interface {
 	// address or a bare domain on any domain: an *wire.Attrs, or a
 	// *wire.Result with the failure.
 	Attributes(ctx context.Context, requester addr.Address, target string, names []string) wire.Record
+	// SetAttributes answers a client's ATTRIBUTES-SET for user: RESULT
+	// ok, or bad-request with a text that says what is wrong; nothing is
+	// changed unless every attribute is valid. If the request is valid
+	// and declares capabilities, it calls setCaps with them, and c2s
+	// keeps them for the session that sent it (see Handler.Capabilities).
+	SetAttributes(ctx context.Context, user addr.Address, attrs []wire.Attr, setCaps func(caps []string)) *wire.Result
 }

@@ -8,11 +8,25 @@
 //
 // [Initiate] (the side that dialled) or [Accept] (the side that accepted)
 // runs the handshake under a deadline and returns a *Conn. [Conn.Run] reads
-// frames in the caller's goroutine and starts the writer; it returns when
-// the connection has ended, after the writer has stopped. Records go out
-// through [Conn.Send], which blocks when the queue is full (backpressure)
-// until its context ends. [Conn.Close] queues a CLOSE behind what is already
-// queued, waits for the peer to close, and ends the connection.
+// frames in the caller's goroutine; it returns when the connection has
+// ended, after the writer has stopped. Records go out through [Conn.Send],
+// which blocks when the queue is full (backpressure) until its context
+// ends. [Conn.Close] queues a CLOSE behind what is already queued, waits
+// for the peer to close, and ends the connection.
+//
+// # Idle connections
+//
+// A connection costs little while it is idle, because servers keep many
+// idle client connections open. The writer goroutine runs only while
+// there is something to write: the first record queued after the queue
+// ran empty starts it, and it exits when the queue is empty again. One
+// writer runs at a time and takes the records in queue order. So an idle
+// connection has one goroutine, the reader. Between frames, the reader
+// gives its wire.Decoder (record cache and string table) back to a pool
+// that all connections share. On a connection that implements
+// [ReadWaiter] (the client API's WebSocket), the reader waits for the next
+// frame in WaitRead, called from Run itself, so that the stack of an idle
+// connection is shallow and the runtime shrinks it to its smallest size.
 //
 // # Records
 //
@@ -32,6 +46,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,9 +81,12 @@ const (
 	// writeBatch is how many queued frames the writer encodes before it
 	// flushes.
 	writeBatch = 128
-	// maxKeptFrame is the largest frame buffer a FramePerWrite writer
-	// keeps for the next frame; a larger one is dropped after its write.
+	// maxKeptFrame is the size of the pooled frame buffers of
+	// FramePerWrite writers; a larger frame gets a buffer of its own.
 	maxKeptFrame = 2 << 10
+	// writerYields is how many times a writer that found the queue empty
+	// yields the processor and looks again before it exits.
+	writerYields = 2
 )
 
 // Config configures a connection. The zero value gives the defaults.
@@ -119,8 +137,8 @@ type Config struct {
 	// writer that may split a large frame across Writes. It is for
 	// transports that carry one frame per message, such as the client
 	// API's WebSocket, and saves the write buffer of idle connections:
-	// the frame buffer is allocated on the first write and kept only up
-	// to maxKeptFrame bytes.
+	// the writer takes a frame buffer of maxKeptFrame bytes from a pool
+	// when it starts and gives it back when the queue runs empty.
 	FramePerWrite bool
 }
 
@@ -156,6 +174,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ReadWaiter is implemented by a net.Conn that can wait for its next input
+// without a read buffer, through fewer calls than its Read (c2s.FrameConn).
+// When the connection's read buffer is empty, Run calls WaitRead before it
+// reads on, so that an idle connection's reader is blocked near the top of
+// its stack.
+type ReadWaiter interface {
+	// WaitRead returns when a Read would not block: input is there, or
+	// Read would fail. Its error is for logs; Read reports it again.
+	WaitRead() error
+}
+
+// errWait ends readLoop when the read buffer is empty and the connection
+// is a ReadWaiter: Run waits, then reads on.
+var errWait = errors.New("link: wait for input")
+
 // Handler receives the records that the link does not handle itself. It
 // runs on the reader goroutine and must not block for long: hand slow work
 // to another goroutine (with a wire.Clone of the record).
@@ -174,8 +207,16 @@ type Conn struct {
 	peer      wire.Hello // the peer's HELLO
 	peerMax   uint32     // the peer's body limit
 
+	br  *bufio.Reader // under rd
 	rd  *wire.Reader
-	dec wire.Decoder
+	rw  ReadWaiter    // nc, if it is one
+	dec *wire.Decoder // from decoders while a frame is being read; reader only
+
+	// The writer goroutine runs only while there is something to write
+	// (see writeLoop): wstate is writerIdle, writerRunning or writerDone.
+	wstate atomic.Int32
+	wdone  chan struct{} // closed when the last writer has ended
+	fw     frameWriter   // the writer's, kept between its runs
 
 	out      chan wire.Record
 	closing  chan struct{} // closed when the connection starts to close
@@ -200,20 +241,36 @@ type Conn struct {
 	frames              frameCounts // by record type
 }
 
+// States of the writer goroutine (Conn.wstate).
+const (
+	writerIdle    = iota // not running: the next record queued starts it
+	writerRunning        // running, or Run has not started yet
+	writerDone           // ended for good: the connection is closing
+)
+
+// decoders are the wire.Decoders of the connections that are reading a
+// frame; an idle connection holds none.
+var decoders = sync.Pool{New: func() any { return new(wire.Decoder) }}
+
 func newConn(nc net.Conn, cfg Config, initiator bool) *Conn {
 	cfg = cfg.withDefaults()
 	id := connIDs.Add(1)
+	br := bufio.NewReaderSize(nc, cfg.ReadBuffer)
 	c := &Conn{
 		nc:        nc,
 		cfg:       cfg,
 		id:        id,
 		initiator: initiator,
-		rd:        wire.NewReader(bufio.NewReaderSize(nc, cfg.ReadBuffer), cfg.MaxBody),
+		br:        br,
+		rd:        wire.NewReader(br, cfg.MaxBody),
 		out:       make(chan wire.Record, cfg.QueueLen),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
+		wdone:     make(chan struct{}),
 		peerMax:   wire.DefaultMaxFrameBody,
 	}
+	c.wstate.Store(writerRunning) // no writer before Run
+	c.rw, _ = nc.(ReadWaiter)
 	c.log = cfg.Logger.With("conn", id, "remote", nc.RemoteAddr().String())
 	now := time.Now().UnixNano()
 	c.recvSeen, c.activeSeen = now, now
@@ -419,11 +476,13 @@ func (c *Conn) Send(ctx context.Context, rec wire.Record) error {
 	}
 	select { // the common case, without the cost of a three-way select
 	case c.out <- rec:
+		c.kick()
 		return nil
 	default:
 	}
 	select {
 	case c.out <- rec:
+		c.kick()
 		return nil
 	case <-c.closing:
 		return ErrClosed
@@ -441,6 +500,7 @@ func (c *Conn) TrySend(rec wire.Record) bool {
 	}
 	select {
 	case c.out <- rec:
+		c.kick()
 		return true
 	default:
 		return false
@@ -486,6 +546,17 @@ func (c *Conn) startClose(mine *wire.Close, reason error) {
 		c.reason = reason
 	}
 	close(c.closing)
+	c.kick() // the writer sends what is queued, and our CLOSE
+}
+
+// isClosing reports whether the connection has started to close.
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // Run reads and dispatches frames until the connection ends, then stops the
@@ -495,8 +566,10 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 	if c.cfg.Frames != nil {
 		c.cfg.Frames.add(c)
 	}
-	var wg sync.WaitGroup
-	wg.Go(c.writeLoop)
+	c.wstate.Store(writerIdle)
+	if len(c.out) > 0 || c.isClosing() { // queued before Run
+		c.kick()
+	}
 	stopCtx := context.AfterFunc(ctx, func() { c.Close(wire.StatusShuttingDown, "server shutting down") })
 	if c.cfg.KeepAlive > 0 || c.cfg.IdleTimeout > 0 {
 		c.timerMu.Lock()
@@ -504,7 +577,14 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 		c.timerMu.Unlock()
 	}
 
-	err := c.readLoop(h)
+	err := errWait
+	for err == errWait {
+		if c.rw != nil && c.br.Buffered() == 0 {
+			// Here, not deeper, so that an idle reader's stack is shallow.
+			_ = c.rw.WaitRead()
+		}
+		err = c.readLoop(h)
+	}
 
 	stopCtx()
 	c.startClose(nil, err)
@@ -516,7 +596,11 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 		c.pingCall.Cancel()
 	}
 	c.timerMu.Unlock()
-	wg.Wait()
+	<-c.wdone // startClose started the last writer
+	if c.dec != nil {
+		decoders.Put(c.dec)
+		c.dec = nil
+	}
 	if c.cfg.Frames != nil {
 		c.cfg.Frames.remove(c)
 	}
@@ -580,8 +664,21 @@ func (c *Conn) checkTimers() {
 	c.timer.Reset(c.checkEvery())
 }
 
+// readLoop reads and dispatches frames until the connection ends, or, on
+// a ReadWaiter, until the read buffer is empty after the first frame
+// (errWait).
 func (c *Conn) readLoop(h Handler) error {
-	for {
+	for first := true; ; first = false {
+		if c.br.Buffered() == 0 {
+			// Nothing more buffered: the next read may wait long.
+			if c.dec != nil {
+				decoders.Put(c.dec)
+				c.dec = nil
+			}
+			if c.rw != nil && !first {
+				return errWait
+			}
+		}
 		hd, body, err := c.rd.ReadFrame()
 		if err != nil {
 			if errors.Is(err, wire.ErrFrameTooLarge) {
@@ -599,6 +696,9 @@ func (c *Conn) readLoop(h Handler) error {
 		c.recvCount.Add(1)
 		c.FramesIn.Add(1)
 		c.frames.in[frameSlot(hd.Type)].Add(1)
+		if c.dec == nil {
+			c.dec = decoders.Get().(*wire.Decoder)
+		}
 		rec, err := c.dec.Decode(hd, body)
 		if err != nil {
 			if e := c.violation(hd, err); e != nil {
@@ -702,49 +802,108 @@ type frameWriter interface {
 	Flush() error
 }
 
-// messageWriter writes each frame to the connection in one Write call,
-// and keeps the buffer it was encoded in for the next frame.
+// messageWriter writes each frame to the connection in one Write call.
+// It takes its buffer from frameBufs for the writer's run and gives it
+// back when the writer goes idle.
 type messageWriter struct {
 	nc  net.Conn
-	buf []byte
+	buf *[]byte // nil while idle
 }
 
-func (m *messageWriter) AvailableBuffer() []byte { return m.buf[:0] }
+// frameBufs are the frame buffers of the FramePerWrite writers that are
+// running: maxKeptFrame bytes each.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, maxKeptFrame); return &b }}
 
-func (m *messageWriter) Write(b []byte) (int, error) {
-	if cap(b) <= maxKeptFrame {
-		m.buf = b[:0]
-	} else {
-		m.buf = nil
+func (m *messageWriter) AvailableBuffer() []byte {
+	if m.buf == nil {
+		m.buf = frameBufs.Get().(*[]byte)
 	}
-	return m.nc.Write(b)
+	return (*m.buf)[:0]
 }
+
+// Write writes one frame; a frame larger than the buffer was encoded into
+// a new one, left to the garbage collector.
+func (m *messageWriter) Write(b []byte) (int, error) { return m.nc.Write(b) }
 
 func (m *messageWriter) Flush() error { return nil }
 
+// release gives the buffer back, when the writer goes idle.
+func (m *messageWriter) release() {
+	if m.buf != nil {
+		frameBufs.Put(m.buf)
+		m.buf = nil
+	}
+}
+
+// kick starts a writer unless one is running: after a record is queued,
+// and when the connection starts to close.
+func (c *Conn) kick() {
+	if c.wstate.Load() == writerIdle && c.wstate.CompareAndSwap(writerIdle, writerRunning) {
+		go c.writeLoop()
+	}
+}
+
 // writeLoop is the writer goroutine: it encodes queued records into a
 // buffered writer, flushing once per batch (or, with FramePerWrite, writes
-// each frame whole), until the connection closes.
+// each frame whole). When the queue is empty it exits, and the next record
+// queued starts it again (kick); so an idle connection has no writer. When
+// the connection closes, the last writer sends what is queued and our
+// CLOSE, and closes wdone.
 func (c *Conn) writeLoop() {
-	var w frameWriter
-	if c.cfg.FramePerWrite {
-		w = &messageWriter{nc: c.nc}
-	} else {
-		w = bufio.NewWriterSize(c.nc, 16<<10)
+	if c.fw == nil {
+		if c.cfg.FramePerWrite {
+			c.fw = &messageWriter{nc: c.nc}
+		} else {
+			c.fw = bufio.NewWriterSize(c.nc, 16<<10)
+		}
 	}
+	w := c.fw
+	yields := 0
 	for {
 		select {
 		case rec := <-c.out:
 			if err := c.writeBatch(w, rec); err != nil {
 				c.log.Info("write failed", "err", err)
 				c.Abort(err)
+				c.endWrites()
 				return
 			}
+			continue
 		case <-c.closing:
 			c.finishWrites(w)
+			c.endWrites()
+			return
+		default:
+		}
+		if yields < writerYields {
+			// A busy sender is likely to queue more while others run:
+			// restarting the writer costs more than a look later.
+			yields++
+			runtime.Gosched()
+			continue
+		}
+		yields = 0
+		// The queue is empty and everything written is flushed: stop.
+		// A record queued before the Store below found a writer running
+		// and did not start one, so look again after it; if another
+		// writer has started meanwhile, it takes over.
+		if m, ok := w.(*messageWriter); ok {
+			m.release()
+		}
+		c.wstate.Store(writerIdle)
+		if len(c.out) == 0 && !c.isClosing() || !c.wstate.CompareAndSwap(writerIdle, writerRunning) {
 			return
 		}
 	}
+}
+
+// endWrites marks the writer as ended for good.
+func (c *Conn) endWrites() {
+	if m, ok := c.fw.(*messageWriter); ok {
+		m.release()
+	}
+	c.wstate.Store(writerDone)
+	close(c.wdone)
 }
 
 // writeBatch writes rec and whatever else is queued, up to writeBatch

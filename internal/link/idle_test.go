@@ -1,0 +1,249 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imxproject/imx/wire"
+)
+
+// waitUntil polls cond until it holds or 5 s pass.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestWriterRestarts: the writer exits when the queue runs empty and the
+// next record starts it again; records sent by several goroutines at once,
+// across many such restarts and with the queue often full, all arrive, each
+// sender's in order. Both kinds of writer.
+func TestWriterRestarts(t *testing.T) {
+	for _, perWrite := range []bool{false, true} {
+		t.Run(fmt.Sprintf("FramePerWrite=%v", perWrite), func(t *testing.T) {
+			const senders, each = 4, 300
+			ini, acc := linkPair(t, Config{QueueLen: 4, FramePerWrite: perWrite}, Config{})
+			var mu sync.Mutex
+			next := make([]int, senders)
+			var bad atomic.Value
+			var got atomic.Int64
+			running(t, acc, func(_ *Conn, rec wire.Record) {
+				m, ok := rec.(*wire.Message)
+				if !ok || len(m.ID) != 3 {
+					bad.Store(fmt.Sprintf("unexpected record %v", rec))
+					return
+				}
+				s, seq := int(m.ID[0]), int(m.ID[1])<<8|int(m.ID[2])
+				mu.Lock()
+				if seq != next[s] {
+					bad.Store(fmt.Sprintf("sender %d: got %d, want %d", s, seq, next[s]))
+				}
+				next[s] = seq + 1
+				mu.Unlock()
+				got.Add(1)
+			})
+			running(t, ini, nil)
+			idle := func() bool { return ini.wstate.Load() == writerIdle && ini.QueueLen() == 0 }
+			waitUntil(t, "an idle writer after the handshake", idle)
+
+			var wg sync.WaitGroup
+			for s := range senders {
+				wg.Go(func() {
+					for i := range each {
+						m := msg(uint32(i+1), "x")
+						m.ID = []byte{byte(s), byte(i >> 8), byte(i)}
+						if err := ini.Send(context.Background(), m); err != nil {
+							bad.Store(fmt.Sprintf("sender %d: Send: %v", s, err))
+							return
+						}
+						if i%50 == 49 { // let the writer go idle now and then
+							time.Sleep(time.Duration(s+1) * time.Millisecond)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			waitUntil(t, "every record", func() bool { return got.Load() == senders*each || bad.Load() != nil })
+			if b := bad.Load(); b != nil {
+				t.Fatal(b)
+			}
+			waitUntil(t, "the writer to go idle", idle)
+			// A record after the writer went idle still goes out.
+			m := msg(1, "x")
+			m.ID = []byte{0, byte(each >> 8), byte(each & 0xff)}
+			if !ini.TrySend(m) {
+				t.Fatal("TrySend on an empty queue failed")
+			}
+			waitUntil(t, "the record sent to an idle writer", func() bool { return got.Load() == senders*each+1 })
+			waitUntil(t, "the writer to go idle again", idle)
+		})
+	}
+}
+
+// TestWriterIdleClose: Close on a connection whose writer is idle starts a
+// writer that sends our CLOSE; both ends end cleanly.
+func TestWriterIdleClose(t *testing.T) {
+	ini, acc := linkPair(t, Config{}, Config{})
+	ierr := running(t, ini, nil)
+	aerr := running(t, acc, nil)
+	waitUntil(t, "an idle writer", func() bool { return ini.wstate.Load() == writerIdle })
+	ini.Close(wire.StatusIdle, "bye")
+	if err := waitErr(t, ierr); err != nil {
+		t.Errorf("initiator: %v", err)
+	}
+	if err := waitErr(t, aerr); err != nil {
+		t.Errorf("acceptor: %v", err)
+	}
+	if c := acc.PeerClose(); c == nil || c.Code != wire.StatusIdle {
+		t.Errorf("acceptor got CLOSE %v, want idle", c)
+	}
+	if s := ini.wstate.Load(); s != writerDone {
+		t.Errorf("writer state after the end: %d, want %d", s, writerDone)
+	}
+}
+
+// stashConn is a ReadWaiter for tests: WaitRead reads one byte and keeps
+// it for the next Read.
+type stashConn struct {
+	net.Conn
+	waits   atomic.Int64
+	waiting atomic.Bool
+	mu      sync.Mutex
+	b       [1]byte
+	have    bool
+	err     error
+}
+
+func (c *stashConn) WaitRead() error {
+	c.mu.Lock()
+	ready := c.have || c.err != nil
+	c.mu.Unlock()
+	if ready {
+		return nil
+	}
+	c.waits.Add(1)
+	c.waiting.Store(true)
+	var b [1]byte
+	n, err := c.Conn.Read(b[:])
+	c.waiting.Store(false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.b[0], c.have = b[0], n > 0
+	c.err = err
+	return err
+}
+
+func (c *stashConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	switch {
+	case c.have && len(p) > 0:
+		p[0], c.have = c.b[0], false
+		c.mu.Unlock()
+		return 1, nil
+	case c.err != nil:
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// TestReadWaiter: on a ReadWaiter, an idle reader waits in WaitRead; the
+// records sent in bursts between waits all arrive, PING is answered, and
+// both an orderly close and an abort end a connection that is waiting.
+func TestReadWaiter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dial := func(t *testing.T) (ini, acc *Conn, sc *stashConn) {
+		cn, sn := tcpPair(t)
+		sc = &stashConn{Conn: sn}
+		var aerr error
+		var wg sync.WaitGroup
+		wg.Go(func() { acc, aerr = Accept(ctx, sc, Config{}) })
+		ini, err := Initiate(ctx, cn, Config{})
+		wg.Wait()
+		if err != nil || aerr != nil {
+			t.Fatalf("handshake: %v, %v", err, aerr)
+		}
+		return ini, acc, sc
+	}
+
+	t.Run("records", func(t *testing.T) {
+		ini, acc, sc := dial(t)
+		var got atomic.Int64
+		var order atomic.Value
+		running(t, acc, func(_ *Conn, rec wire.Record) {
+			if m, ok := rec.(*wire.Message); ok {
+				if int64(m.Tag) != got.Load()+1 {
+					order.Store(fmt.Sprintf("tag %d after %d", m.Tag, got.Load()))
+				}
+				got.Add(1)
+			}
+		})
+		running(t, ini, nil)
+		tag := uint32(0)
+		for burst := range 5 {
+			waitUntil(t, "the reader to wait", sc.waiting.Load)
+			for range burst * 10 {
+				tag++
+				if err := ini.Send(ctx, msg(tag, "x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitUntil(t, "the burst", func() bool { return got.Load() == int64(tag) })
+		}
+		if o := order.Load(); o != nil {
+			t.Fatal(o)
+		}
+		if n := sc.waits.Load(); n < 5 {
+			t.Errorf("WaitRead called %d times, want at least 5", n)
+		}
+		// A PING from the peer is answered by a reader that waits.
+		call := ini.Requests().Start()
+		if err := ini.Send(ctx, &wire.Ping{Head: wire.Head{Tag: call.Tag()}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := call.Wait(ctx, ini.Done()); err != nil {
+			t.Fatal(err)
+		} else if _, ok := rec.(*wire.Pong); !ok {
+			t.Fatalf("PING answered with %v", rec)
+		}
+	})
+
+	t.Run("close", func(t *testing.T) {
+		ini, acc, sc := dial(t)
+		aerr := running(t, acc, nil)
+		ierr := running(t, ini, nil)
+		waitUntil(t, "the reader to wait", sc.waiting.Load)
+		acc.Close(wire.StatusShuttingDown, "bye")
+		if err := waitErr(t, aerr); err != nil {
+			t.Errorf("waiting side: %v", err)
+		}
+		if err := waitErr(t, ierr); err != nil {
+			t.Errorf("peer: %v", err)
+		}
+	})
+
+	t.Run("abort", func(t *testing.T) {
+		_, acc, sc := dial(t)
+		aerr := running(t, acc, nil)
+		waitUntil(t, "the reader to wait", sc.waiting.Load)
+		reason := errors.New("cut")
+		acc.Abort(reason)
+		if err := waitErr(t, aerr); !errors.Is(err, reason) {
+			t.Errorf("Run after Abort: %v, want %v", err, reason)
+		}
+	})
+}
