@@ -415,6 +415,37 @@ func (c *Client) Attributes(ctx context.Context, target string, names ...string)
 	return nil, fmt.Errorf("client: attributes of %s: unexpected answer %s", target, resp.Type())
 }
 
+// SetAttributes sets attributes with ATTRIBUTES-SET: the user's alias and
+// max-message-length (kept by the server), and this session's
+// capabilities (space-separated tokens such as "html-lite"; the user's are
+// the union over the sessions). An empty value removes an attribute. A
+// name the server does not let clients set is answered bad-request, with
+// a text that says why, and nothing is changed.
+func (c *Client) SetAttributes(ctx context.Context, attrs ...wire.Attr) (*wire.Result, error) {
+	r := &wire.AttrsSet{Attrs: attrs}
+	return c.result(ctx, "set attributes", r, &r.Head)
+}
+
+// AttrValue returns the value of the attribute name among attrs (those of
+// an Incoming message, of a NOTIFY from Events, or from Attributes), and
+// whether it is there.
+func AttrValue(attrs []wire.Attr, name string) (string, bool) {
+	for _, a := range attrs {
+		if a.Name == name {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+// Alias returns the sender's alias, if it rode along with the message:
+// the sender's server attaches it only when the sender approved the
+// recipient as a watcher.
+func (m Incoming) Alias() string {
+	v, _ := AttrValue(m.Attrs, "alias")
+	return v
+}
+
 // Block blocks (or unblocks) an address, or a domain as "@domain".
 func (c *Client) Block(ctx context.Context, pattern string, block bool) (*wire.Result, error) {
 	r := &wire.Block{Pattern: pattern, Block: block}

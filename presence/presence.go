@@ -16,8 +16,10 @@
 // watcher is denied or blocked. A SUBSCRIBE for a user that does not exist is
 // answered pending, exactly as for a user who has not decided yet, and leaves
 // nothing behind: whether a user exists is never told to someone the user has
-// not approved. UserAttrs gives presence and status only to approved watchers
-// and to the user.
+// not approved. UserAttrs gives the user attributes (alias, presence,
+// status, capabilities, max-message-length) only to approved watchers and
+// to the user, and they ride along (§4.6.1) only on NOTIFYs and on
+// messages to approved watchers (attrs.go).
 //
 // # Pre-approval
 //
@@ -33,6 +35,14 @@
 // A change goes to every active, live subs_in row of the user: one NOTIFY per
 // watcher domain, sent in the background and coalesced per (presentity,
 // domain), so that a burst of changes sends only the latest state.
+//
+// # Retries
+//
+// A SUBSCRIBE that gets no answer, or a temporary failure, is sent again
+// while its watcher stays online: RetryMin (30 s) after the first failure,
+// the delay doubling up to RetryMax (10 min), with a jitter of ±10%. The
+// sweep drives the retries with the injectable clock; they stop when the
+// watcher goes offline, the contact is removed, or an answer comes.
 package presence
 
 import (
@@ -81,6 +91,9 @@ type Store interface {
 	DeleteSubOut(ctx context.Context, watcher, presentity addr.Address) error
 	ListSubsOut(ctx context.Context, watcher addr.Address) ([]store.SubOut, error)
 	DueSubsOut(ctx context.Context, now time.Time, limit int) ([]store.SubOut, error)
+
+	SetUserAttr(ctx context.Context, owner addr.Address, name, value string) error
+	GetUserAttrs(ctx context.Context, owner addr.Address) ([]wire.Attr, error)
 }
 
 // Remote sends requests to other domains (s2s implements it).
@@ -100,6 +113,9 @@ type Policy struct {
 	// SubscriptionTimeout is the longest subscription granted, and the
 	// expiry this domain asks for; zero means DefaultSubscriptionTimeout.
 	SubscriptionTimeout time.Duration
+	// MaxMessageSize is the domain's max-message-size, the bound of its
+	// users' max-message-length; zero means DefaultMaxMessageSize.
+	MaxMessageSize int
 }
 
 // DefaultSubscriptionTimeout is the subscription timeout of a domain whose
@@ -112,13 +128,34 @@ type Config struct {
 	Store   Store
 	Remote  Remote // nil: only the local domains are reachable
 	Local   Local
+	// Capabilities, if set, returns the capabilities that the live
+	// sessions of a local user declared (the union, sorted).
+	Capabilities func(user addr.Address) []string
+	// AttrCacheSize bounds the addresses of other domains whose
+	// attributes that rode along are cached; zero means
+	// DefaultAttrCacheSize.
+	AttrCacheSize int
 	// Now is the clock; nil is time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 	// RenewEvery is the period of the renewal and expiry sweep of Run, and
 	// the delay before a failed renewal is tried again; zero is a minute.
 	RenewEvery time.Duration
+	// RetryMin and RetryMax bound the back-off of the SUBSCRIBE sent again
+	// for a contact whose domain could not be reached, while its owner
+	// stays online: RetryMin after the first failure, doubling up to
+	// RetryMax, each less or more a jitter of up to 10%. Zero means
+	// DefaultRetryMin and DefaultRetryMax. Run sweeps at least every
+	// RetryMin.
+	RetryMin, RetryMax time.Duration
 }
+
+// The back-off of the retries of an unreachable contact (Config.RetryMin,
+// Config.RetryMax): 30 s, 1 min, 2 min, 4 min, 8 min, then every 10 min.
+const (
+	DefaultRetryMin = 30 * time.Second
+	DefaultRetryMax = 10 * time.Minute
+)
 
 // Attribute names and values this package reads or sets.
 const (
@@ -167,11 +204,16 @@ type Service struct {
 	base context.Context // background work; cancelled when Run returns
 	stop context.CancelFunc
 
+	attrs *attrCache // what rode along from other domains; locked on its own
+
 	mu      sync.Mutex
 	users   map[addr.Address]*userState
 	cache   map[addr.Address]cached
 	flights map[fanKey]*flight
 	busy    int // background tasks in flight
+	// retries: owner → contact → the next SUBSCRIBE to an unreachable
+	// contact (retryLater).
+	retries map[addr.Address]map[addr.Address]*retry
 	idle    *sync.Cond
 }
 
@@ -192,11 +234,20 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RenewEvery <= 0 {
 		cfg.RenewEvery = time.Minute
 	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = DefaultRetryMin
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryMin)
 	base, stop := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, log: cfg.Logger.With("component", "presence"), base: base, stop: stop,
 		users: map[addr.Address]*userState{}, cache: map[addr.Address]cached{}, flights: map[fanKey]*flight{},
+		retries: map[addr.Address]map[addr.Address]*retry{},
 	}
+	s.attrs = newAttrCache(cfg.AttrCacheSize)
 	s.idle = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -218,15 +269,16 @@ func (s *Service) timeout(domain string) uint32 {
 	return uint32(max(d/time.Second, 1))
 }
 
-// Run renews the subscriptions held for local watchers and drops the
-// expired ones, every RenewEvery, until ctx ends. When it returns, the
+// Run renews the subscriptions held for local watchers, drops the expired
+// ones and retries the unreachable contacts of online users, every
+// RenewEvery or RetryMin, whichever is shorter, until ctx ends. When it returns, the
 // background sends are cancelled and have ended.
 func (s *Service) Run(ctx context.Context) error {
 	defer func() {
 		s.stop()
 		s.Wait()
 	}()
-	t := time.NewTicker(s.cfg.RenewEvery)
+	t := time.NewTicker(min(s.cfg.RenewEvery, s.cfg.RetryMin))
 	defer t.Stop()
 	for {
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {

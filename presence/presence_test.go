@@ -311,7 +311,8 @@ func TestAddPendingApproveNotify(t *testing.T) {
 		t.Fatalf("alice got %+v", n)
 	}
 	attrs := p.beta.svc.UserAttrs(ctx, alice.String(), bob, nil)
-	if len(attrs) != 2 || attrs[0] != (wire.Attr{Name: "presence", Value: "away"}) || attrs[1] != (wire.Attr{Name: "status", Value: "lunch"}) {
+	if len(attrs) != 3 || attrs[0] != (wire.Attr{Name: "presence", Value: "away"}) || attrs[1] != (wire.Attr{Name: "status", Value: "lunch"}) ||
+		attrs[2] != (wire.Attr{Name: "max-message-length", Value: "65536"}) {
 		t.Fatalf("UserAttrs for approved alice = %v", attrs)
 	}
 	// bob goes: alice sees him offline.

@@ -61,7 +61,7 @@ func (s *Service) HandleSubscribe(ctx context.Context, fromDomain string, r *wir
 			return status(wire.StatusInternal, "")
 		}
 		p, st := s.current(presentity)
-		return &wire.Result{Code: wire.StatusOK, Expires: grant, Presence: p, Status: st}
+		return &wire.Result{Code: wire.StatusOK, Expires: grant, Presence: p, Status: st, Attrs: s.shared(ctx, presentity)}
 	case store.ApprovalDenied:
 		if err := s.cfg.Store.DeleteSubIn(ctx, presentity, watcher); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("subscription delete failed", "user", presentity.String(), "err", err)
@@ -178,6 +178,7 @@ func (s *Service) approve(ctx context.Context, presentity, watcher addr.Address,
 				return wire.StatusInternal
 			}
 			n.Presence, n.Status = s.current(presentity)
+			n.Attrs = s.shared(ctx, presentity)
 			s.notify(ctx, presentity, watcher.Domain(), n)
 		}
 		if c, err := s.cfg.Store.GetContact(ctx, presentity, watcher); mutual && err == nil && c.State != store.ContactApproved {
@@ -298,6 +299,7 @@ func (s *Service) SessionsChanged(ctx context.Context, user addr.Address, sessio
 	switch {
 	case sessions <= 0:
 		delete(s.users, user)
+		delete(s.retries, user) // the retries stop when the owner goes offline
 		u = nil
 	default:
 		if u.sessions == 0 && !u.set {
@@ -323,13 +325,14 @@ func (s *Service) fanout(ctx context.Context, user addr.Address) {
 		return
 	}
 	p, st := s.current(user)
+	shared := s.shared(ctx, user) // rides along (§4.6.1): every watcher here is approved
 	for i := 0; i < len(subs); {
 		domain := subs[i].Watcher.Domain()
 		var watchers []string
 		for ; i < len(subs) && subs[i].Watcher.Domain() == domain; i++ {
 			watchers = append(watchers, subs[i].Watcher.String())
 		}
-		n := &wire.Notify{Presentity: user.String(), Watchers: watchers, Presence: p, Status: st}
+		n := &wire.Notify{Presentity: user.String(), Watchers: watchers, Presence: p, Status: st, Attrs: shared}
 		if s.IsLocal(domain) {
 			s.HandleNotify(ctx, user.Domain(), n)
 			continue
@@ -371,27 +374,6 @@ func (s *Service) post(presentity addr.Address, domain string, n *wire.Notify) {
 			s.mu.Unlock()
 		}
 	}()
-}
-
-// UserAttrs returns the attributes of the local user target that requester
-// (an address, or a domain) may see: presence and status, only for target
-// himself and the watchers target approved and has not blocked; nothing for
-// anyone else, so that the answer reveals nothing. names selects them; none
-// means all.
-func (s *Service) UserAttrs(ctx context.Context, requester string, target addr.Address, names []string) []wire.Attr {
-	if !s.IsLocal(target.Domain()) || !s.mayWatch(ctx, requester, target) {
-		return nil
-	}
-	want := func(name string) bool { return len(names) == 0 || slices.Contains(names, name) }
-	p, st := s.current(target)
-	var out []wire.Attr
-	if want("presence") {
-		out = append(out, wire.Attr{Name: "presence", Value: p.String()})
-	}
-	if want("status") && (st != "" || len(names) > 0) {
-		out = append(out, wire.Attr{Name: "status", Value: st})
-	}
-	return out
 }
 
 // mayWatch reports whether requester may see the presence of target.

@@ -19,7 +19,8 @@ import (
 // owner to it. It returns the answer to the SUBSCRIBE: ok (approved: the
 // presence follows as a NOTIFY), pending (waiting for the contact), refused
 // (denied or blocked), or a failure to reach the contact's domain, after
-// which the contact stays in the list and is subscribed again at the next
+// which the contact stays in the list and is subscribed again with
+// back-off while owner stays online (see retryLater), and at the next
 // login.
 func (s *Service) AddContact(ctx context.Context, owner, contact addr.Address, alias string) wire.Status {
 	switch {
@@ -46,11 +47,9 @@ func (s *Service) AddContact(ctx context.Context, owner, contact addr.Address, a
 	if a, err := s.cfg.Store.GetApproval(ctx, owner, contact); err == nil && a.State == store.ApprovalPending {
 		s.approve(ctx, owner, contact, true, false)
 	}
-	if state == store.ContactApproved {
-		if sub, err := s.cfg.Store.GetSubOut(ctx, owner, contact); err == nil && sub.RenewAt.After(s.now()) {
-			return wire.StatusOK // only the alias changed
-		}
-	}
+	// Always asked again, even for a contact whose subscription looks
+	// live here: the presentity's server may have cut it (a block, lifted
+	// since), and the answer is what holds now.
 	return s.subscribe(ctx, owner, contact)
 }
 
@@ -64,6 +63,7 @@ func (s *Service) RemoveContact(ctx context.Context, owner, contact addr.Address
 		s.log.Error("contact delete failed", "owner", owner.String(), "err", err)
 		return wire.StatusInternal
 	}
+	s.retryDone(owner, contact)
 	s.unsubscribe(ctx, owner, contact)
 	return wire.StatusOK
 }
@@ -89,13 +89,26 @@ func (s *Service) unsubscribe(ctx context.Context, watcher, presentity addr.Addr
 
 // subscribe sends SUBSCRIBE for watcher to presentity and acts on the
 // answer: ok and pending store the subscription granted, ok marks the
-// contact approved and shows the presence, refused marks it denied.
+// contact approved and shows the presence, refused marks it denied. A
+// temporary failure (the domain could not be reached, or answered busy)
+// schedules a retry while the watcher is online.
 func (s *Service) subscribe(ctx context.Context, watcher, presentity addr.Address) wire.Status {
 	asked := s.timeout(watcher.Domain())
 	res, err := s.request(ctx, watcher.Domain(), presentity.Domain(), &wire.Subscribe{Watcher: watcher.String(), Presentity: presentity.String(), Expires: asked})
 	if err != nil {
+		code := failure(err)
 		s.log.Info("subscribe failed", "watcher", watcher.String(), "presentity", presentity.String(), "err", err)
-		return failure(err)
+		if code.Temporary() {
+			s.retryLater(watcher, presentity)
+		} else {
+			s.retryDone(watcher, presentity)
+		}
+		return code
+	}
+	if res.Code.Temporary() {
+		s.retryLater(watcher, presentity)
+	} else {
+		s.retryDone(watcher, presentity)
 	}
 	switch res.Code {
 	case wire.StatusOK, wire.StatusPending:
@@ -103,6 +116,11 @@ func (s *Service) subscribe(ctx context.Context, watcher, presentity addr.Addres
 		if grant == 0 || grant > asked {
 			grant = asked
 		}
+		// A watcher without a live subscription was shown the contact
+		// offline (lapse, login): a fresh one shows the presence even
+		// if the cache already held it.
+		prev, err := s.cfg.Store.GetSubOut(ctx, watcher, presentity)
+		fresh := err != nil || !prev.Expires.After(s.now())
 		if err := s.putSubOut(ctx, watcher, presentity, grant); err != nil {
 			s.log.Error("subscription write failed", "watcher", watcher.String(), "err", err)
 			return wire.StatusInternal
@@ -116,7 +134,7 @@ func (s *Service) subscribe(ctx context.Context, watcher, presentity addr.Addres
 			p = wire.PresenceOffline
 		}
 		changed := s.remember(presentity, p, res.Status)
-		if s.setContact(ctx, watcher, presentity, store.ContactApproved) || changed {
+		if s.setContact(ctx, watcher, presentity, store.ContactApproved) || changed || fresh {
 			s.pushNotify(ctx, watcher, presentity, p, res.Status, res.Attrs)
 		}
 	case wire.StatusRefused:
@@ -194,6 +212,7 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 	denied := hasAttr(r.Attrs, AttrSubscription, SubscriptionDenied)
 	now := s.now()
 	var watchers []addr.Address
+	var until time.Time // the latest expiry of their subscriptions
 	for _, w := range r.Watchers {
 		watcher, err := addr.Parse(w)
 		if err != nil || !s.IsLocal(watcher.Domain()) {
@@ -210,10 +229,12 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 			continue // lapsed
 		}
 		watchers = append(watchers, watcher)
+		until = later(until, sub.Expires)
 	}
 	if len(watchers) == 0 {
 		return status(wire.StatusNotSubscribed, "")
 	}
+	s.noteNotify(presentity, watchers, r, until, denied)
 	if denied {
 		for _, w := range watchers {
 			s.refused(ctx, w, presentity)
@@ -328,6 +349,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 			break
 		}
 	}
+	s.retryDue(ctx, now)
 	return ctx.Err()
 }
 
@@ -387,4 +409,99 @@ func (s *Service) lapse(ctx context.Context, c store.Contact) {
 	if c.State == store.ContactApproved {
 		s.pushNotify(ctx, c.Owner, c.Contact, wire.PresenceOffline, "", nil)
 	}
+}
+
+// retry is the next SUBSCRIBE for a contact whose domain could not be
+// reached: failures counts the failures in a row, at is when to try again.
+type retry struct {
+	failures int
+	at       time.Time
+}
+
+// retryLater schedules the next SUBSCRIBE of watcher to presentity after a
+// temporary failure, if watcher is online: RetryMin after the first
+// failure, doubling up to RetryMax, with a jitter of ±10%. The retries stop
+// when the watcher goes offline (SessionsChanged), the contact is removed,
+// or a SUBSCRIBE gets an answer other than a temporary failure.
+func (s *Service) retryLater(watcher, presentity addr.Address) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[watcher]; u == nil || u.sessions == 0 {
+		return // subscribed again at the next login
+	}
+	m := s.retries[watcher]
+	if m == nil {
+		m = map[addr.Address]*retry{}
+		s.retries[watcher] = m
+	}
+	r := m[presentity]
+	if r == nil {
+		r = &retry{}
+		m[presentity] = r
+	}
+	d := s.cfg.RetryMax
+	if r.failures < 30 {
+		d = min(s.cfg.RetryMin<<r.failures, s.cfg.RetryMax)
+	}
+	r.failures++
+	if j := int64(d / 10); j > 0 {
+		d += time.Duration(rand.Int64N(2*j+1) - j)
+	}
+	r.at = s.now().Add(d)
+}
+
+// retryDone forgets the retries of watcher for presentity.
+func (s *Service) retryDone(watcher, presentity addr.Address) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.retries[watcher]; m != nil {
+		delete(m, presentity)
+		if len(m) == 0 {
+			delete(s.retries, watcher)
+		}
+	}
+}
+
+// retryDue sends again the SUBSCRIBEs whose retry is due, for contacts
+// still in the list, not denied, and without a live subscription (one
+// being renewed is left to its renewal).
+func (s *Service) retryDue(ctx context.Context, now time.Time) {
+	type due struct{ watcher, presentity addr.Address }
+	var list []due
+	s.mu.Lock()
+	for w, m := range s.retries {
+		for p, r := range m {
+			if !r.at.After(now) {
+				list = append(list, due{w, p})
+			}
+		}
+	}
+	s.mu.Unlock()
+	sem := make(chan struct{}, sweepWorkers)
+	var wg sync.WaitGroup
+	for _, d := range list {
+		if ctx.Err() != nil {
+			break
+		}
+		c, err := s.cfg.Store.GetContact(ctx, d.watcher, d.presentity)
+		if err != nil || c.State == store.ContactDenied || s.sessions(d.watcher) == 0 {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.log.Error("contact lookup failed", "owner", d.watcher.String(), "err", err)
+				continue
+			}
+			s.retryDone(d.watcher, d.presentity)
+			continue
+		}
+		if sub, err := s.cfg.Store.GetSubOut(ctx, d.watcher, d.presentity); err == nil && sub.Expires.After(now) {
+			s.retryDone(d.watcher, d.presentity)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s.log.Debug("subscribing again to an unreachable contact", "watcher", d.watcher.String(), "presentity", d.presentity.String())
+			s.subscribe(ctx, d.watcher, d.presentity)
+		})
+	}
+	wg.Wait()
 }

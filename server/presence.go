@@ -32,8 +32,10 @@ func (p clientPresence) ContactList(ctx context.Context, owner addr.Address) ([]
 }
 
 // Attributes implements c2s.Presence: a client's GET-ATTRIBUTES is
-// answered here for a local user or domain, and through federation for
-// another domain, always as the session's user.
+// answered here for a local user or domain; for a user of another domain,
+// from the attributes that rode along to the requester and are still fresh
+// (presence.Service.CachedAttrs), else through federation; for another
+// domain, through federation; always as the session's user.
 func (p clientPresence) Attributes(ctx context.Context, requester addr.Address, target string, names []string) wire.Record {
 	srv := p.srv
 	domain := target
@@ -41,6 +43,9 @@ func (p clientPresence) Attributes(ctx context.Context, requester addr.Address, 
 		domain = t.Domain()
 		if srv.presence.IsLocal(domain) {
 			return &wire.Attrs{Target: t.String(), Attrs: p.UserAttrs(ctx, requester.String(), t, names)}
+		}
+		if attrs, ok := p.CachedAttrs(requester, t, names); ok {
+			return &wire.Attrs{Target: t.String(), Attrs: attrs}
 		}
 	} else if d, err := addr.ParseDomain(target); err == nil {
 		domain = d

@@ -72,6 +72,10 @@ type Options struct {
 	// Dial overrides how server connections are opened (the demo binds
 	// each domain's own loopback address).
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// PresenceRetry, if not zero, is the first delay of the retries of a
+	// contact whose domain could not be reached, ten times it their
+	// longest (tests; zero: presence.DefaultRetryMin and DefaultRetryMax).
+	PresenceRetry time.Duration
 }
 
 // New prepares a server: it opens the store and makes every part, but
@@ -146,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	var clients lateClients
 	ppolicies := map[string]presence.Policy{}
 	for _, d := range cfg.Domains {
-		ppolicies[d.Name] = presence.Policy{SubscriptionTimeout: d.SubscriptionTimeout.D()}
+		ppolicies[d.Name] = presence.Policy{SubscriptionTimeout: d.SubscriptionTimeout.D(), MaxMessageSize: d.MaxMessageSize}
 	}
 	s.presence, err = presence.New(presence.Config{
 		Domains: ppolicies,
@@ -154,6 +158,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		Remote:  s.s2s,
 		Local:   &clients,
 		Logger:  logger,
+		// The capabilities of a user are those its sessions declared.
+		Capabilities: clients.Capabilities,
+
+		RetryMin: opts.PresenceRetry,
+		RetryMax: 10 * opts.PresenceRetry,
 	})
 	if err != nil {
 		return fail(err)
@@ -166,6 +175,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		Dedup:    s.store,
 		Outbox:   s.store,
 		Offline:  s.store,
+		Blocks:   s.store,
+		Attrs:    s.presence,
 		RetryFor: f.RetryFor.D(),
 		Logger:   logger,
 	})
@@ -212,6 +223,8 @@ func (l *lateClients) Deliver(ctx context.Context, to addr.Address, m *wire.Mess
 func (l *lateClients) Push(ctx context.Context, user addr.Address, rec wire.Record) int {
 	return l.h.Push(ctx, user, rec)
 }
+
+func (l *lateClients) Capabilities(user addr.Address) []string { return l.h.Capabilities(user) }
 
 // deliverOffline hands the messages kept while user was offline to the
 // sessions that just logged in, one at a time, and forgets those a client
@@ -460,6 +473,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	if err := s.s2s.Shutdown(sctx); err != nil {
 		s.log.Warn("server connections did not all close in time", "err", err)
 	}
+	s.router.Wait() // the results of received messages, before the store closes
 	_ = admHTTP.Shutdown(sctx)
 	wg.Wait()
 	s.log.Info("stopped")

@@ -210,7 +210,7 @@ func formatEvent(rec wire.Record) string {
 	now := time.Now().Format("15:04:05")
 	switch r := rec.(type) {
 	case *wire.Notify:
-		s := now + " " + sanitize(r.Presentity) + " is " + r.Presence.String()
+		s := now + " " + withAlias(r.Presentity, r.Attrs) + " is " + r.Presence.String()
 		if r.Status != "" {
 			s += ": " + sanitize(r.Status)
 		}
@@ -389,7 +389,7 @@ func formatIncoming(m client.Incoming) string {
 	}
 	body := strings.TrimRight(strings.ReplaceAll(m.Body, "\r\n", "\n"), "\n")
 	body = strings.ReplaceAll(sanitize(body), "\n", "\n    ")
-	return fmt.Sprintf("%s %s: %s", t.Local().Format("15:04:05"), sanitize(m.From), body)
+	return fmt.Sprintf("%s %s: %s", t.Local().Format("15:04:05"), withAlias(m.From, m.Attrs), body)
 }
 
 // sanitize replaces the control characters of s (but newlines and tabs)

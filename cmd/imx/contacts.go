@@ -68,7 +68,8 @@ var cmdBlock = &command{
 	args:  "ADDRESS|@DOMAIN",
 	short: "block an address or a whole domain",
 	long: `Block blocks an address, or every address of a domain given as @DOMAIN:
-they get nothing from you, neither messages nor presence. "imx unblock" undoes it.`,
+they see neither your presence nor your attributes, cannot ask to watch you,
+and their messages to you are refused. "imx unblock" undoes it.`,
 	run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) int {
 		return runBlock(ctx, e, fs, args, true)
 	},
@@ -253,9 +254,12 @@ var cmdWhois = &command{
 	name:  "whois",
 	args:  "ADDRESS|DOMAIN",
 	short: "show the attributes of a user or a domain",
-	long: `Whois prints the attributes of a user (alias, presence, status: only what
-the user lets you see) or of a domain (software, limits, timeouts), one
-"name: value" a line. It asks the server of ADDRESS's or DOMAIN's domain.`,
+	long: `Whois prints the attributes of a user (alias, presence, status,
+capabilities, max-message-length: only what the user lets you see, which
+is nothing unless they approved you) or of a domain (software, limits,
+timeouts), one "name: value" a line. Your server answers from what rode
+along with the user's messages and presence while it is fresh, and asks
+the server of ADDRESS's or DOMAIN's domain otherwise.`,
 	run: runWhois,
 }
 

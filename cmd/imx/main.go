@@ -83,7 +83,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{cmdLogin, cmdSend, cmdListen, cmdChat, cmdContacts, cmdAdd, cmdRemove, cmdApprove, cmdDeny, cmdBlock, cmdUnblock, cmdPresence, cmdWhois, cmdLogout, cmdAdmin, cmdHelp}
+	commands = []*command{cmdLogin, cmdSend, cmdListen, cmdChat, cmdContacts, cmdAdd, cmdRemove, cmdApprove, cmdDeny, cmdBlock, cmdUnblock, cmdPresence, cmdSet, cmdWhois, cmdLogout, cmdAdmin, cmdHelp}
 }
 
 func findCommand(name string) *command {
