@@ -7,18 +7,34 @@
 // A message from a local client (Send) to a user of a domain served here is
 // delivered locally, to every session of the recipient, and never through a
 // server connection (draft §2 requirement 6). A message to any other domain
-// is written to the outbox, sent through federation (Remote), and removed
-// from the outbox when its final result is known; while the remote domain
-// cannot be reached it is retried, with the same id, for Config.RetryFor.
+// is sent through federation (Remote) at once, and its result answers the
+// SEND: on this fast path nothing is written to the store, because the
+// sender's client holds the message until it has the result (a client
+// that lost its connection repeats the SEND with the same id, and the
+// message id is derived from it, so the receiving domain drops the copy).
+// When the first attempt gets no final result (the remote domain cannot be
+// reached, or is busy), the message is written to the outbox before it is
+// retried, with the same id, for Config.RetryFor, so that a restart of
+// this server still sends it; it leaves the outbox with its final result.
 // A message from another domain (Receive) is checked again (the receiving
 // server trusts no peer), dropped if its (origin domain, id) was seen
-// before (the first result is answered again), and delivered locally.
+// before (the first result is answered again), and delivered locally. Its
+// claim is written before the delivery; the result is recorded after it,
+// without holding up the answer (Wait waits for those writes).
 //
 // # Results
 //
 // delivered (with the number of sessions reached), stored (offline, kept
 // because the domain enables offline messages), offline, unknown-user,
 // refused, rate-limited, too-large, unreachable, no-service, bad-request.
+//
+// # Blocks
+//
+// A message to a local user who blocked its sender, by address or by the
+// sender's whole domain (Config.Blocks), is not delivered, stored or
+// counted: it is answered refused, with no text, the same answer for a
+// block by address or by domain. Blocks act on delivery, so they apply to
+// local senders and to senders of other domains alike.
 //
 // router declares the interfaces it needs (Local, Remote, Users, Dedup,
 // Outbox, Offline); package server wires c2s, s2s and the store to them.
@@ -60,6 +76,12 @@ type Users interface {
 	AccountExists(ctx context.Context, a addr.Address) (bool, error)
 }
 
+// Blocks says whether a local user blocked an address, by itself or by its
+// domain (store.Blocks has it).
+type Blocks interface {
+	IsBlocked(ctx context.Context, owner, a addr.Address) (bool, error)
+}
+
 // Dedup remembers the messages received, so that none is delivered twice
 // (store.Dedup has it).
 type Dedup interface {
@@ -83,6 +105,18 @@ type Offline interface {
 	StoreOffline(ctx context.Context, m store.OfflineMessage, max int) error
 }
 
+// Attrs gives the attributes that ride along on messages (§4.6.1). The
+// presence service implements it.
+type Attrs interface {
+	// Outgoing returns the attributes of the local sender from that go
+	// with a message to to: none unless to may see them.
+	Outgoing(ctx context.Context, from, to addr.Address) []wire.Attr
+	// Incoming takes the attributes that came with a message from
+	// another domain to the local user to, and returns those to show to
+	// to's sessions.
+	Incoming(from, to addr.Address, attrs []wire.Attr) []wire.Attr
+}
+
 // Policy is what a local domain decides about messages.
 type Policy struct {
 	OfflineMessages bool
@@ -101,6 +135,11 @@ type Config struct {
 	Dedup   Dedup
 	Outbox  Outbox
 	Offline Offline // nil: no domain keeps offline messages
+	Blocks  Blocks  // nil: nobody blocks anybody
+	// Attrs, if set, attaches the sender's attributes to the messages of
+	// local senders and takes those that come with messages from other
+	// domains; nil: none ride along.
+	Attrs Attrs
 	// Builder builds the MIME messages of local senders.
 	Builder *message.Builder
 	// RetryFor is how long a message to an unreachable domain is retried.
@@ -118,6 +157,10 @@ type Router struct {
 
 	mu       sync.Mutex
 	limiters map[addr.Address]*rate.Limiter
+
+	settles  sync.WaitGroup // results of received messages being recorded
+	settleMu sync.Mutex
+	settling map[string]wire.Result // those results, by origin and id, until recorded
 
 	metrics *metrics
 }
@@ -205,6 +248,18 @@ func (r *Router) deliverLocal(ctx context.Context, m *wire.Message, to addr.Addr
 	if !ok {
 		return result(wire.StatusUnknownUser, "no such user")
 	}
+	from, _ := addr.Parse(m.From) // checked by the callers
+	if r.cfg.Blocks != nil {
+		blocked, err := r.cfg.Blocks.IsBlocked(ctx, to, from)
+		switch {
+		case err != nil:
+			r.log.Error("block lookup failed", "user", to.String(), "err", err)
+			return result(wire.StatusInternal, "")
+		case blocked:
+			r.log.Debug("refused a message from a blocked sender", "from", m.From, "to", m.To)
+			return result(wire.StatusRefused, "")
+		}
+	}
 	if n := r.cfg.Local.Deliver(ctx, to, m); n > 0 {
 		return &wire.Result{Code: wire.StatusDelivered, Count: uint32(n)}
 	}
@@ -212,7 +267,6 @@ func (r *Router) deliverLocal(ctx context.Context, m *wire.Message, to addr.Addr
 	if !p.OfflineMessages || r.cfg.Offline == nil {
 		return result(wire.StatusOffline, "recipient offline")
 	}
-	from, _ := addr.Parse(m.From) // checked by the callers
 	om := store.OfflineMessage{ID: m.ID, From: from, To: to, MIME: m.MIME, Received: r.cfg.Now()}
 	switch err := r.cfg.Offline.StoreOffline(ctx, om, p.OfflineLimit); {
 	case errors.Is(err, store.ErrExists):
@@ -242,9 +296,11 @@ func (r *Router) Send(ctx context.Context, from addr.Address, s *wire.Send) (res
 		return result(wire.StatusRateLimited, "slow down")
 	}
 	id := messageID(from, s.ID)
-	if len(s.ID) > 0 {
+	if len(s.ID) > 0 && r.IsLocal(to.Domain()) {
 		// A client that repeats a SEND (after a reconnect) gets the first
-		// copy's result: the message is not sent twice.
+		// copy's result: the message is not delivered twice. (To another
+		// domain, the id derived from the client's id does the same at
+		// the receiving server.)
 		state, prior, err := r.cfg.Dedup.Claim(ctx, from.String(), id, r.cfg.Now())
 		switch {
 		case err != nil:
@@ -288,6 +344,9 @@ func (r *Router) send(ctx context.Context, from, to addr.Address, s *wire.Send, 
 		return result(message.Status(err), err.Error())
 	}
 	m := &wire.Message{From: from.String(), To: to.String(), ID: id, MIME: mime}
+	if r.cfg.Attrs != nil {
+		m.Attrs = r.cfg.Attrs.Outgoing(ctx, from, to)
+	}
 	if r.IsLocal(to.Domain()) {
 		// Local traffic stays local (draft §2 item 6).
 		defer r.metrics.since("local", time.Now())
@@ -295,21 +354,29 @@ func (r *Router) send(ctx context.Context, from, to addr.Address, s *wire.Send, 
 	}
 	defer r.metrics.since("remote", time.Now())
 	now := r.cfg.Now()
-	e := store.OutboxEntry{ID: id, From: from, To: to, MIME: mime, Created: now, NextAttempt: now}
-	if err := r.cfg.Outbox.PutOutbox(ctx, e); err != nil {
-		r.log.Error("outbox write failed; message not accepted", "err", err)
-		return result(wire.StatusInternal, "")
+	queued := false
+	// Before the first retry, the message goes to the outbox.
+	queue := func() error {
+		e := store.OutboxEntry{ID: id, From: from, To: to, MIME: mime, Created: now, NextAttempt: r.cfg.Now()}
+		if err := r.cfg.Outbox.PutOutbox(ctx, e); err != nil && !errors.Is(err, store.ErrExists) {
+			return err
+		}
+		queued = true
+		return nil
 	}
-	res := r.sendRemote(ctx, m, from.Domain(), to.Domain())
-	if err := r.cfg.Outbox.DoneOutbox(context.WithoutCancel(ctx), id); err != nil {
-		r.log.Error("outbox delete failed", "err", err)
+	res := r.sendRemote(ctx, m, from.Domain(), to.Domain(), queue)
+	if queued {
+		if err := r.cfg.Outbox.DoneOutbox(context.WithoutCancel(ctx), id); err != nil {
+			r.log.Error("outbox delete failed", "err", err)
+		}
 	}
 	return res
 }
 
 // sendRemote sends m through federation, retrying while the remote domain
-// cannot be reached, and returns the final result.
-func (r *Router) sendRemote(ctx context.Context, m *wire.Message, local, remote string) *wire.Result {
+// cannot be reached, and returns the final result. Before the first retry
+// it calls queue (if not nil); if queue fails, the sender gets internal.
+func (r *Router) sendRemote(ctx context.Context, m *wire.Message, local, remote string, queue func() error) *wire.Result {
 	deadline := r.cfg.Now().Add(r.cfg.RetryFor)
 	wait := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -330,6 +397,12 @@ func (r *Router) sendRemote(ctx context.Context, m *wire.Message, local, remote 
 		if ctx.Err() != nil || r.cfg.Now().Add(wait).After(deadline) {
 			r.log.Info("giving up on a message", "to", m.To, "attempts", attempt, "err", err)
 			return result(remoteStatus(err), fmt.Sprintf("gave up after %d attempts", attempt))
+		}
+		if attempt == 1 && queue != nil {
+			if err := queue(); err != nil {
+				r.log.Error("outbox write failed; the message is not retried", "to", m.To, "err", err)
+				return result(wire.StatusInternal, "")
+			}
 		}
 		r.log.Debug("retrying a message", "to", m.To, "attempt", attempt, "in", wait, "err", err)
 		select {
@@ -360,12 +433,41 @@ func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wi
 	case state == store.Settled:
 		return &wire.Result{Code: prior.Status, Count: prior.Count, Text: "duplicate"}
 	case state == store.InFlight:
+		// Delivered already, if its result is still being recorded.
+		r.settleMu.Lock()
+		prior, ok := r.settling[settleKey(fromDomain, m.ID)]
+		r.settleMu.Unlock()
+		if ok {
+			return &wire.Result{Code: prior.Code, Count: prior.Count, Text: "duplicate"}
+		}
 		return result(wire.StatusBusy, "the first copy is still being delivered")
 	}
 	res = r.receive(ctx, from, to, m)
-	r.settle(ctx, fromDomain, m.ID, res)
+	// The claim already stops a second delivery; recording the result
+	// (for the answer to a repeat) need not hold up this one.
+	id := append([]byte(nil), m.ID...) // m is the caller's, reused after return
+	settled := *res
+	key := settleKey(fromDomain, id)
+	r.settleMu.Lock()
+	if r.settling == nil {
+		r.settling = map[string]wire.Result{}
+	}
+	r.settling[key] = settled
+	r.settleMu.Unlock()
+	r.settles.Go(func() {
+		r.settle(ctx, fromDomain, id, &settled)
+		r.settleMu.Lock()
+		delete(r.settling, key)
+		r.settleMu.Unlock()
+	})
 	return res
 }
+
+func settleKey(origin string, id []byte) string { return origin + "\x00" + string(id) }
+
+// Wait waits until the results of the messages received so far are
+// recorded; call it before closing the store.
+func (r *Router) Wait() { r.settles.Wait() }
 
 func (r *Router) receive(ctx context.Context, from, to addr.Address, m *wire.Message) *wire.Result {
 	policy := r.cfg.Domains[to.Domain()]
@@ -375,6 +477,9 @@ func (r *Router) receive(ctx context.Context, from, to addr.Address, m *wire.Mes
 		return result(message.Status(err), err.Error())
 	}
 	kept := &wire.Message{From: m.From, To: m.To, ID: append([]byte(nil), m.ID...), MIME: clean}
+	if r.cfg.Attrs != nil && len(m.Attrs) > 0 {
+		kept.Attrs = r.cfg.Attrs.Incoming(from, to, m.Attrs) // copies what it keeps
+	}
 	return r.deliverLocal(ctx, kept, to)
 }
 
@@ -391,7 +496,7 @@ func (r *Router) Resend(ctx context.Context) error {
 			continue // this run's own messages have senders waiting for them
 		}
 		m := &wire.Message{From: p.From.String(), To: p.To.String(), ID: p.ID, MIME: p.MIME}
-		res := r.sendRemote(ctx, m, p.From.Domain(), p.To.Domain())
+		res := r.sendRemote(ctx, m, p.From.Domain(), p.To.Domain(), nil)
 		r.log.Info("re-sent a message left in the outbox", "from", m.From, "to", m.To, "result", res.Code.String())
 		if err := r.cfg.Outbox.DoneOutbox(ctx, p.ID); err != nil {
 			return fmt.Errorf("router: outbox: %w", err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,6 +66,18 @@ type domain struct {
 	store    *sqlite.Store
 	sessions *sessions
 	node     *imxtest.Node
+	outbox   *countingOutbox
+}
+
+// countingOutbox is the real store's outbox, counting the entries put.
+type countingOutbox struct {
+	*sqlite.Store
+	puts atomic.Int64
+}
+
+func (o *countingOutbox) PutOutbox(ctx context.Context, e store.OutboxEntry) error {
+	o.puts.Add(1)
+	return o.Store.PutOutbox(ctx, e)
 }
 
 func startDomain(t *testing.T, w *imxtest.World, name string, policy router.Policy) *domain {
@@ -74,7 +87,7 @@ func startDomain(t *testing.T, w *imxtest.World, name string, policy router.Poli
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	d := &domain{name: name, store: st, sessions: newSessions()}
+	d := &domain{name: name, store: st, sessions: newSessions(), outbox: &countingOutbox{Store: st}}
 	var rt *router.Router
 	d.node = w.StartNode(imxtest.NodeConfig{Domains: []string{name}, Handler: s2s.HandlerFunc(func(ctx context.Context, in s2s.Inbound) wire.Record {
 		if m, ok := in.Record.(*wire.Message); ok {
@@ -88,8 +101,9 @@ func startDomain(t *testing.T, w *imxtest.World, name string, policy router.Poli
 		Remote:   d.node.Server,
 		Users:    st,
 		Dedup:    st,
-		Outbox:   st,
+		Outbox:   d.outbox,
 		Offline:  st,
+		Blocks:   st,
 		RetryFor: 300 * time.Millisecond,
 		Logger:   imxtest.TestLogger(t),
 	})
@@ -97,6 +111,7 @@ func startDomain(t *testing.T, w *imxtest.World, name string, policy router.Poli
 		t.Fatal(err)
 	}
 	d.router = rt
+	t.Cleanup(rt.Wait) // runs before the store closes (cleanups run last first)
 	return d
 }
 
@@ -159,6 +174,11 @@ func TestRemoteDelivery(t *testing.T) {
 	expect(t, send(t, alpha, alice, "carol@beta.example", "?"), wire.StatusUnknownUser, 0)
 	if n, _ := alpha.store.CountOutbox(context.Background()); n != 0 {
 		t.Errorf("%d messages left in the outbox", n)
+	}
+	// Each had its final result at the first attempt: the fast path
+	// writes nothing to the outbox.
+	if n := alpha.outbox.puts.Load(); n != 0 {
+		t.Errorf("%d outbox writes for messages answered at once", n)
 	}
 }
 
@@ -270,7 +290,24 @@ func TestUnreachable(t *testing.T) {
 	// A domain whose server is down: retried, then unreachable.
 	w.DNS.SetA("down.imxtest", alpha.node.Addr.Addr())
 	w.DNS.SetSRV("down.example", imxtest.SRV{Priority: 1, Port: 1, Target: "down.imxtest"})
+	// While it is retried, the message is in the outbox (a restart would
+	// send it).
+	held := make(chan int, 1)
+	go func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if n, _ := alpha.store.CountOutbox(context.Background()); n > 0 {
+				held <- n
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		held <- 0
+	}()
 	expect(t, send(t, alpha, alice, "x@down.example", "?"), wire.StatusUnreachable, 0)
+	if n := <-held; n != 1 {
+		t.Errorf("the outbox held %d messages during the retries, want 1", n)
+	}
 	if n, _ := alpha.store.CountOutbox(context.Background()); n != 0 {
 		t.Errorf("%d messages left in the outbox after their final result", n)
 	}
