@@ -174,6 +174,14 @@ func TestAttrsRideAlongNotify(t *testing.T) {
 	if got, ok := p.alpha.svc.CachedAttrs(carol, bob, nil); ok {
 		t.Fatalf("the cache showed carol what bob shared with alice: %v", got)
 	}
+	// alice logs out and in again while the subscription lives: the
+	// presence her new session is shown carries the cached attributes.
+	p.alpha.logout(alice)
+	p.alpha.local.take(alice)
+	p.alpha.login(alice)
+	n = lastNotify(t, p.alpha.local.take(alice), bob)
+	wantAttr(t, "NOTIFY to alice at login", n.Attrs, "alias", "Bob")
+	wantAttr(t, "NOTIFY to alice at login", n.Attrs, "capabilities", "html-lite")
 	// Fresh until the subscription expires (beta grants 10 minutes).
 	p.clock.Advance(9 * time.Minute)
 	if _, ok := p.alpha.svc.CachedAttrs(alice, bob, nil); !ok {
@@ -184,9 +192,13 @@ func TestAttrsRideAlongNotify(t *testing.T) {
 		t.Fatalf("the cache answered after the subscription expired: %v", got)
 	}
 
-	// A renewed subscription and a new NOTIFY fill it again; bob's block
+	// A renewed subscription fills it again by itself (the attributes
+	// ride along on its RESULT ok), and so does a new NOTIFY; bob's block
 	// (a NOTIFY offline without attributes) takes it back.
 	p.alpha.svc.subscribe(ctx, alice, bob)
+	if got, ok := p.alpha.svc.CachedAttrs(alice, bob, []string{"alias"}); !ok || fmt.Sprint(got) != "[{alias Bob}]" {
+		t.Fatalf("after the renewal, cached alias = %v %v", got, ok)
+	}
 	p.beta.svc.SetPresence(ctx, bob, wire.PresenceAway, "")
 	p.beta.svc.Wait()
 	if _, ok := p.alpha.svc.CachedAttrs(alice, bob, nil); !ok {

@@ -134,6 +134,10 @@ func (s *Service) subscribe(ctx context.Context, watcher, presentity addr.Addres
 			p = wire.PresenceOffline
 		}
 		changed := s.remember(presentity, p, res.Status)
+		// The attributes that rode along with the grant are cached for
+		// this watcher until the subscription ends, as a NOTIFY's are.
+		s.noteNotify(presentity, []addr.Address{watcher}, &wire.Notify{Presence: p, Status: res.Status, Attrs: res.Attrs},
+			s.now().Add(time.Duration(grant)*time.Second), false)
 		if s.setContact(ctx, watcher, presentity, store.ContactApproved) || changed || fresh {
 			s.pushNotify(ctx, watcher, presentity, p, res.Status, res.Attrs)
 		}
@@ -285,10 +289,20 @@ func (s *Service) LoggedIn(ctx context.Context, user addr.Address) {
 		live := ok && sub.Expires.After(now)
 		if c.State == store.ContactApproved {
 			p, st := wire.PresenceOffline, ""
+			var attrs []wire.Attr
 			if live {
 				p, st = s.presenceOf(ctx, user, c.Contact)
+				// The contact's attributes: a local contact's from
+				// here, a remote one's from what rode along to this
+				// user, while still fresh.
+				names := []string{AttrAlias, AttrCapabilities, AttrMaxMessageLength}
+				if s.IsLocal(c.Contact.Domain()) {
+					attrs = s.UserAttrs(ctx, user.String(), c.Contact, names)
+				} else if cached, ok := s.CachedAttrs(user, c.Contact, names); ok {
+					attrs = cached
+				}
 			}
-			s.pushNotify(ctx, user, c.Contact, p, st, nil)
+			s.pushNotify(ctx, user, c.Contact, p, st, attrs)
 		}
 		if c.State != store.ContactDenied && (!live || !sub.RenewAt.After(now)) {
 			again = append(again, c.Contact)
