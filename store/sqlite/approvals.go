@@ -98,8 +98,7 @@ func (s *Store) GetApproval(ctx context.Context, presentity, watcher addr.Addres
 		state string
 		at    int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT state, asked_at FROM approvals WHERE account = `+accountOf+` AND watcher = ?`,
-		presentity.Domain(), presentity.Local(), watcher.String()).Scan(&state, &at)
+	err := s.rstmts[rstmtGetApproval].QueryRowContext(ctx, presentity.Domain(), presentity.Local(), watcher.String()).Scan(&state, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}

@@ -228,6 +228,8 @@ const (
 	rstmtAccountExists readStmtID = iota
 	rstmtClaimState
 	rstmtIsBlocked
+	rstmtGetApproval
+	rstmtUserAttrs
 	numReadStmts
 )
 
@@ -236,6 +238,8 @@ var readStmtSQL = [numReadStmts]string{
 	rstmtClaimState:    `SELECT status, count FROM claims WHERE origin = ? AND id = ?`,
 	rstmtIsBlocked: `SELECT EXISTS (SELECT 1 FROM blocks
 		WHERE account = ` + accountOf + ` AND pattern IN (?, ?))`,
+	rstmtGetApproval: `SELECT state, asked_at FROM approvals WHERE account = ` + accountOf + ` AND watcher = ?`,
+	rstmtUserAttrs:   `SELECT name, value FROM user_attrs WHERE account = ` + accountOf + ` ORDER BY name`,
 }
 
 // dsn is the modernc.org/sqlite data source name of the file at the

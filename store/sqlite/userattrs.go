@@ -63,8 +63,7 @@ func (s *Store) GetUserAttrs(ctx context.Context, owner addr.Address) ([]wire.At
 }
 
 func (s *Store) getUserAttrs(ctx context.Context, owner addr.Address) ([]wire.Attr, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, value FROM user_attrs WHERE account = `+accountOf+` ORDER BY name`,
-		owner.Domain(), owner.Local())
+	rows, err := s.rstmts[rstmtUserAttrs].QueryContext(ctx, owner.Domain(), owner.Local())
 	if err != nil {
 		return nil, err
 	}
