@@ -218,7 +218,14 @@ type Conn struct {
 	wdone  chan struct{} // closed when the last writer has ended
 	fw     frameWriter   // the writer's, kept between its runs
 
-	out      chan wire.Record
+	// The send queue: records waiting for the writer, q[qhead:], at most
+	// cfg.QueueLen. It holds memory only while it holds records (an idle
+	// connection has none); qspace, when not nil, is closed when a record
+	// leaves a full queue.
+	qmu    sync.Mutex
+	q      []wire.Record
+	qhead  int
+	qspace chan struct{}
 	closing  chan struct{} // closed when the connection starts to close
 	done     chan struct{} // closed when the connection has ended
 	closeMu  sync.Mutex
@@ -263,7 +270,6 @@ func newConn(nc net.Conn, cfg Config, initiator bool) *Conn {
 		initiator: initiator,
 		br:        br,
 		rd:        wire.NewReader(br, cfg.MaxBody),
-		out:       make(chan wire.Record, cfg.QueueLen),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		wdone:     make(chan struct{}),
@@ -469,46 +475,99 @@ func (c *Conn) PeerClose() *wire.Close {
 // Send queues rec for the writer. It blocks while the queue is full until
 // ctx ends. rec must not be changed after Send returns nil.
 func (c *Conn) Send(ctx context.Context, rec wire.Record) error {
-	select {
-	case <-c.closing:
-		return ErrClosed
-	default:
-	}
-	select { // the common case, without the cost of a three-way select
-	case c.out <- rec:
-		c.kick()
-		return nil
-	default:
-	}
-	select {
-	case c.out <- rec:
-		c.kick()
-		return nil
-	case <-c.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		ok, wait := c.push(rec, true)
+		if ok {
+			c.kick()
+			return nil
+		}
+		if wait == nil {
+			return ErrClosed
+		}
+		select {
+		case <-wait:
+		case <-c.closing:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
 // TrySend queues rec if there is room and reports whether it did.
 func (c *Conn) TrySend(rec wire.Record) bool {
-	select {
-	case <-c.closing:
-		return false
-	default:
-	}
-	select {
-	case c.out <- rec:
+	ok, _ := c.push(rec, false)
+	if ok {
 		c.kick()
-		return true
-	default:
-		return false
 	}
+	return ok
+}
+
+// push appends rec to the queue. When the queue is full it returns a
+// channel closed when there is room (if wait), or nil when the connection
+// is closing.
+func (c *Conn) push(rec wire.Record, wait bool) (bool, <-chan struct{}) {
+	if c.isClosing() {
+		return false, nil
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.q)-c.qhead < c.cfg.QueueLen {
+		c.q = append(c.q, rec)
+		return true, nil
+	}
+	if !wait {
+		return false, nil
+	}
+	if c.qspace == nil {
+		c.qspace = make(chan struct{})
+	}
+	return false, c.qspace
+}
+
+// pop takes the oldest queued record.
+func (c *Conn) pop() (wire.Record, bool) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.qhead == len(c.q) {
+		return nil, false
+	}
+	rec := c.q[c.qhead]
+	c.q[c.qhead] = nil
+	c.qhead++
+	switch {
+	case c.qhead == len(c.q):
+		c.q, c.qhead = c.q[:0], 0
+	case c.qhead >= 64 && 2*c.qhead >= len(c.q):
+		// Move what is left to the front, so that a queue that never
+		// empties does not grow.
+		n := copy(c.q, c.q[c.qhead:])
+		clear(c.q[n:])
+		c.q, c.qhead = c.q[:n], 0
+	}
+	if c.qspace != nil {
+		close(c.qspace)
+		c.qspace = nil
+	}
+	return rec, true
+}
+
+// releaseQueue frees the queue's memory if it is empty (the writer going
+// idle).
+func (c *Conn) releaseQueue() {
+	c.qmu.Lock()
+	if c.qhead == len(c.q) {
+		c.q, c.qhead = nil, 0
+	}
+	c.qmu.Unlock()
 }
 
 // QueueLen returns the number of records waiting for the writer.
-func (c *Conn) QueueLen() int { return len(c.out) }
+func (c *Conn) QueueLen() int {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return len(c.q) - c.qhead
+}
 
 // Close starts an orderly close: the writer sends what is queued, then
 // CLOSE with code and text; the connection ends when the peer closes or
@@ -567,7 +626,7 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 		c.cfg.Frames.add(c)
 	}
 	c.wstate.Store(writerIdle)
-	if len(c.out) > 0 || c.isClosing() { // queued before Run
+	if c.QueueLen() > 0 || c.isClosing() { // queued before Run
 		c.kick()
 	}
 	stopCtx := context.AfterFunc(ctx, func() { c.Close(wire.StatusShuttingDown, "server shutting down") })
@@ -860,8 +919,12 @@ func (c *Conn) writeLoop() {
 	w := c.fw
 	yields := 0
 	for {
-		select {
-		case rec := <-c.out:
+		if c.isClosing() {
+			c.finishWrites(w)
+			c.endWrites()
+			return
+		}
+		if rec, ok := c.pop(); ok {
 			if err := c.writeBatch(w, rec); err != nil {
 				c.log.Info("write failed", "err", err)
 				c.Abort(err)
@@ -869,11 +932,6 @@ func (c *Conn) writeLoop() {
 				return
 			}
 			continue
-		case <-c.closing:
-			c.finishWrites(w)
-			c.endWrites()
-			return
-		default:
 		}
 		if yields < writerYields {
 			// A busy sender is likely to queue more while others run:
@@ -890,8 +948,9 @@ func (c *Conn) writeLoop() {
 		if m, ok := w.(*messageWriter); ok {
 			m.release()
 		}
+		c.releaseQueue()
 		c.wstate.Store(writerIdle)
-		if len(c.out) == 0 && !c.isClosing() || !c.wstate.CompareAndSwap(writerIdle, writerRunning) {
+		if c.QueueLen() == 0 && !c.isClosing() || !c.wstate.CompareAndSwap(writerIdle, writerRunning) {
 			return
 		}
 	}
@@ -914,15 +973,13 @@ func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 		return err
 	}
 	for range writeBatch - 1 {
-		select {
-		case rec := <-c.out:
-			if err := c.write(w, rec); err != nil {
-				return err
-			}
-			continue
-		default:
+		rec, ok := c.pop()
+		if !ok {
+			break
 		}
-		break
+		if err := c.write(w, rec); err != nil {
+			return err
+		}
 	}
 	return w.Flush()
 }
@@ -958,15 +1015,14 @@ func (c *Conn) write(w frameWriter, rec wire.Record) error {
 // closing, half-closes the socket, and gives the peer CloseGrace to close.
 func (c *Conn) finishWrites(w frameWriter) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	for drained := false; !drained; {
-		select {
-		case rec := <-c.out:
-			if err := c.write(w, rec); err != nil {
-				c.Abort(err)
-				return
-			}
-		default:
-			drained = true
+	for {
+		rec, ok := c.pop()
+		if !ok {
+			break
+		}
+		if err := c.write(w, rec); err != nil {
+			c.Abort(err)
+			return
 		}
 	}
 	c.closeMu.Lock()

@@ -79,6 +79,13 @@ func TestWriterRestarts(t *testing.T) {
 				t.Fatal(b)
 			}
 			waitUntil(t, "the writer to go idle", idle)
+			// An idle connection's queue holds no memory.
+			ini.qmu.Lock()
+			held := cap(ini.q)
+			ini.qmu.Unlock()
+			if held != 0 {
+				t.Errorf("the idle queue keeps room for %d records", held)
+			}
 			// A record after the writer went idle still goes out.
 			m := msg(1, "x")
 			m.ID = []byte{0, byte(each >> 8), byte(each & 0xff)}
@@ -246,4 +253,54 @@ func TestReadWaiter(t *testing.T) {
 			t.Errorf("Run after Abort: %v, want %v", err, reason)
 		}
 	})
+}
+
+// TestQueueBounded: a queue that is never empty (records pushed while
+// older ones are taken) keeps its order and does not grow past what it
+// holds.
+func TestQueueBounded(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := newConn(a, Config{QueueLen: 100}, true)
+	next, want := uint32(1), uint32(1)
+	push := func(n int) {
+		for range n {
+			if ok, _ := c.push(msg(next, "x"), false); !ok {
+				t.Fatalf("push %d refused with %d queued", next, c.QueueLen())
+			}
+			next++
+		}
+	}
+	pop := func(n int) {
+		for range n {
+			rec, ok := c.pop()
+			if !ok {
+				t.Fatalf("pop: empty, want %d", want)
+			}
+			if got := rec.(*wire.Message).Tag; got != want {
+				t.Fatalf("pop: record %d, want %d", got, want)
+			}
+			want++
+		}
+	}
+	push(100)
+	if ok, _ := c.push(msg(0, "x"), false); ok {
+		t.Fatal("a full queue took one more")
+	}
+	for range 1000 {
+		pop(70)
+		push(70)
+	}
+	c.qmu.Lock()
+	held := cap(c.q)
+	c.qmu.Unlock()
+	if held > 256 {
+		t.Errorf("a queue of 100 records grew to %d", held)
+	}
+	pop(100)
+	c.releaseQueue()
+	if c.q != nil {
+		t.Error("an empty queue kept its memory")
+	}
 }
