@@ -97,6 +97,11 @@ type Contacts interface {
 	// wants the presence of contact, whether or not it holds a
 	// subscription right now (SubsOut says that).
 	ContactOwners(ctx context.Context, contact addr.Address) ([]addr.Address, error)
+
+	// ContactsOf returns the entries for contact in the lists of the
+	// local accounts of domain, sorted by owner address (String, byte
+	// order).
+	ContactsOf(ctx context.Context, contact addr.Address, domain string) ([]Contact, error)
 }
 
 // ApprovalState is a presentity's decision about a watcher.
@@ -292,6 +297,12 @@ type SubsOut interface {
 	// ListSubsOut returns the subscriptions of watcher, expired or not,
 	// sorted by presentity address (String, byte order).
 	ListSubsOut(ctx context.Context, watcher addr.Address) ([]SubOut, error)
+
+	// SubsOutTo returns the subscriptions to presentity held by the
+	// local watchers of domain, expired or not, sorted by watcher address
+	// (String, byte order): what an incoming NOTIFY, whose watchers share
+	// one domain, needs in one lookup.
+	SubsOutTo(ctx context.Context, presentity addr.Address, domain string) ([]SubOut, error)
 
 	// DueSubsOut returns the subscriptions, of every watcher, due for
 	// renewal at now (RenewAt at or before now), earliest RenewAt first,

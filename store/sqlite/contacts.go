@@ -114,6 +114,37 @@ func (s *Store) ListContacts(ctx context.Context, owner addr.Address) ([]store.C
 	return cs, nil
 }
 
+// ContactsOf implements store.Contacts.
+func (s *Store) ContactsOf(ctx context.Context, contact addr.Address, domain string) ([]store.Contact, error) {
+	cs, err := s.contactsOf(ctx, contact, domain)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: contacts %s of %s: %w", contact, domain, err)
+	}
+	return cs, nil
+}
+
+func (s *Store) contactsOf(ctx context.Context, contact addr.Address, domain string) ([]store.Contact, error) {
+	rows, err := s.rstmts[rstmtContactsOf].QueryContext(ctx, contact.String(), domain)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cs []store.Contact
+	for rows.Next() {
+		var owner, state string
+		c := store.Contact{Contact: contact}
+		if err := rows.Scan(&owner, &c.Alias, &state); err != nil {
+			return nil, err
+		}
+		if c.Owner, err = parseStored("owner", owner); err != nil {
+			return nil, err
+		}
+		c.State = store.ContactState(state)
+		cs = append(cs, c)
+	}
+	return cs, rows.Err()
+}
+
 func (s *Store) listContacts(ctx context.Context, owner addr.Address) ([]store.Contact, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT contact, alias, state FROM contacts
 		WHERE account = `+accountOf+` ORDER BY contact`, owner.Domain(), owner.Local())

@@ -230,6 +230,8 @@ const (
 	rstmtIsBlocked
 	rstmtGetApproval
 	rstmtUserAttrs
+	rstmtSubsOutTo
+	rstmtContactsOf
 	numReadStmts
 )
 
@@ -240,6 +242,10 @@ var readStmtSQL = [numReadStmts]string{
 		WHERE account = ` + accountOf + ` AND pattern IN (?, ?))`,
 	rstmtGetApproval: `SELECT state, asked_at FROM approvals WHERE account = ` + accountOf + ` AND watcher = ?`,
 	rstmtUserAttrs:   `SELECT name, value FROM user_attrs WHERE account = ` + accountOf + ` ORDER BY name`,
+	rstmtSubsOutTo: `SELECT ` + subOutColumns + ` FROM subs_out o JOIN accounts a ON a.id = o.account
+		WHERE o.presentity = ? AND a.domain = ? ORDER BY a.local || '@' || a.domain`,
+	rstmtContactsOf: `SELECT a.local || '@' || a.domain, c.alias, c.state FROM contacts c JOIN accounts a ON a.id = c.account
+		WHERE c.contact = ? AND a.domain = ? ORDER BY a.local || '@' || a.domain`,
 }
 
 // dsn is the modernc.org/sqlite data source name of the file at the

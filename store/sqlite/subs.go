@@ -236,6 +236,19 @@ func (s *Store) ListSubsOut(ctx context.Context, watcher addr.Address) ([]store.
 	return subs, nil
 }
 
+// SubsOutTo implements store.SubsOut.
+func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, domain string) ([]store.SubOut, error) {
+	rows, err := s.rstmts[rstmtSubsOutTo].QueryContext(ctx, presentity.String(), domain)
+	var subs []store.SubOut
+	if err == nil {
+		subs, err = scanSubsOut(rows)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: subscriptions of %s to %s: %w", domain, presentity, err)
+	}
+	return subs, nil
+}
+
 // DueSubsOut implements store.SubsOut.
 func (s *Store) DueSubsOut(ctx context.Context, now time.Time, limit int) ([]store.SubOut, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+subOutColumns+`

@@ -61,8 +61,8 @@ func TestUpgradeFromVersion2(t *testing.T) {
 	s := openAt(t, path, Options{})
 	defer s.Close()
 	var v int
-	if err := s.r.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil || v != 3 {
-		t.Fatalf("schema version after Open %d, %v; want 3", v, err)
+	if err := s.r.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil || v != SchemaVersion() {
+		t.Fatalf("schema version after Open %d, %v; want %d", v, err, SchemaVersion())
 	}
 	if c, err := s.GetContact(ctx, alice, dave); err != nil || c.Alias != "Dave" || c.State != store.ContactApproved {
 		t.Fatalf("the contact of version 2 after the upgrade: %+v, %v", c, err)

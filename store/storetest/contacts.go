@@ -113,6 +113,26 @@ var contactTests = []subtest{
 		if err != nil || len(got) != 0 {
 			t.Fatalf("ContactOwners of an address nobody has = %v, %v; want none", got, err)
 		}
+		// ContactsOf: the entries of one domain's accounts, with their
+		// state and alias.
+		must(t, "PutContact", s.PutContact(ctx, store.Contact{Owner: bob, Contact: dave, Alias: "Dave", State: store.ContactApproved}))
+		cs, err := s.ContactsOf(ctx, dave, "alpha.example")
+		must(t, "ContactsOf", err)
+		want := []store.Contact{
+			{Owner: alice, Contact: dave, State: store.ContactAsked},
+			{Owner: bob, Contact: dave, Alias: "Dave", State: store.ContactApproved},
+		}
+		if fmt.Sprint(cs) != fmt.Sprint(want) {
+			t.Fatalf("ContactsOf(dave, alpha.example) = %v, want %v", cs, want)
+		}
+		cs, err = s.ContactsOf(ctx, dave, "beta.example")
+		must(t, "ContactsOf", err)
+		if fmt.Sprint(cs) != fmt.Sprint([]store.Contact{{Owner: carol, Contact: dave, State: store.ContactAsked}}) {
+			t.Fatalf("ContactsOf(dave, beta.example) = %v, want carol's", cs)
+		}
+		if cs, err := s.ContactsOf(ctx, dave, "gamma.example"); err != nil || len(cs) != 0 {
+			t.Fatalf("ContactsOf for a domain without accounts = %v, %v; want none", cs, err)
+		}
 	}},
 	{"CascadeOnAccountDeletion", func(t *testing.T, h *harness) {
 		s := h.store(t)

@@ -91,6 +91,25 @@ var subsOutTests = []subtest{
 		if err != nil || len(none) != 0 {
 			t.Fatalf("ListSubsOut of an unknown watcher = %v, %v; want none", none, err)
 		}
+		// SubsOutTo: the watchers of one domain that hold a subscription
+		// to one presentity (an incoming NOTIFY's lookup).
+		got, err = s.SubsOutTo(ctx, dave, "alpha.example")
+		must(t, "SubsOutTo", err)
+		wantIDs(t, "SubsOutTo(dave)", subOutNames(got), "alice>dave@beta.example", "bob>dave@beta.example")
+		if !sameSubOut(got[1], subOut(bob, dave, time.Hour)) {
+			t.Fatalf("SubsOutTo[1] = %+v, want %+v", got[1], subOut(bob, dave, time.Hour))
+		}
+		got, err = s.SubsOutTo(ctx, erin, "alpha.example")
+		must(t, "SubsOutTo", err)
+		wantIDs(t, "SubsOutTo(erin)", subOutNames(got), "alice>erin@gamma.example")
+		for _, q := range []struct {
+			p addr.Address
+			d string
+		}{{dave, "beta.example"}, {addr.MustParse("nobody@beta.example"), "alpha.example"}} {
+			if got, err := s.SubsOutTo(ctx, q.p, q.d); err != nil || len(got) != 0 {
+				t.Fatalf("SubsOutTo(%s, %s) = %v, %v; want none", q.p, q.d, got, err)
+			}
+		}
 	}},
 	{"DueForRenewal", func(t *testing.T, h *harness) {
 		s := h.store(t)
