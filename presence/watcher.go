@@ -215,25 +215,41 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 	}
 	denied := hasAttr(r.Attrs, AttrSubscription, SubscriptionDenied)
 	now := s.now()
+	// The watchers of one NOTIFY share a domain (s2s checked it): one
+	// lookup gives the subscriptions held there to presentity, however
+	// many watchers the NOTIFY lists.
+	domain := ""
+	if len(r.Watchers) > 0 {
+		if w, err := addr.Parse(r.Watchers[0]); err == nil {
+			domain = w.Domain()
+		}
+	}
+	if !s.IsLocal(domain) {
+		return status(wire.StatusNotSubscribed, "")
+	}
+	subs, err := s.cfg.Store.SubsOutTo(ctx, presentity, domain)
+	if err != nil {
+		s.log.Error("subscription lookup failed", "presentity", r.Presentity, "err", err)
+		return status(wire.StatusInternal, "")
+	}
+	held := make(map[string]time.Time, len(subs))
+	for _, sub := range subs {
+		held[sub.Watcher.String()] = sub.Expires
+	}
 	var watchers []addr.Address
 	var until time.Time // the latest expiry of their subscriptions
 	for _, w := range r.Watchers {
+		expires, ok := held[w]
+		if !ok || !expires.After(now) && !denied {
+			continue // not subscribed, or lapsed
+		}
 		watcher, err := addr.Parse(w)
-		if err != nil || !s.IsLocal(watcher.Domain()) {
+		if err != nil || watcher.String() != w {
 			continue
 		}
-		sub, err := s.cfg.Store.GetSubOut(ctx, watcher, presentity)
-		if err != nil {
-			if !errors.Is(err, store.ErrNotFound) {
-				s.log.Error("subscription lookup failed", "watcher", w, "err", err)
-			}
-			continue
-		}
-		if !sub.Expires.After(now) && !denied {
-			continue // lapsed
-		}
+		delete(held, w) // a watcher listed twice is served once
 		watchers = append(watchers, watcher)
-		until = later(until, sub.Expires)
+		until = later(until, expires)
 	}
 	if len(watchers) == 0 {
 		return status(wire.StatusNotSubscribed, "")
@@ -246,8 +262,20 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 		return status(wire.StatusOK, "")
 	}
 	s.remember(presentity, r.Presence, r.Status)
+	// The contacts still waiting for an approval become approved; one
+	// lookup for them all.
+	approved := map[addr.Address]bool{}
+	if cs, err := s.cfg.Store.ContactsOf(ctx, presentity, domain); err != nil {
+		s.log.Error("contact lookup failed", "presentity", r.Presentity, "err", err)
+	} else {
+		for _, c := range cs {
+			approved[c.Owner] = c.State == store.ContactApproved
+		}
+	}
 	for _, w := range watchers {
-		s.setContact(ctx, w, presentity, store.ContactApproved)
+		if !approved[w] {
+			s.setContact(ctx, w, presentity, store.ContactApproved)
+		}
 		s.pushNotify(ctx, w, presentity, r.Presence, r.Status, r.Attrs)
 	}
 	return status(wire.StatusOK, "")
