@@ -5,7 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +54,10 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 	}
 	// Warm-up: imxd has served one session; let it settle.
 	if err := sleepCtx(ctx, c.warmup); err != nil {
+		return nil, err
+	}
+	mem0, err := goMem(ctx, p)
+	if err != nil {
 		return nil, err
 	}
 	rss0, err := procRSS(p.pid())
@@ -104,6 +112,10 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 	if err := sleepCtx(ctx, c.duration); err != nil {
 		return nil, err
 	}
+	mem1, err := goMem(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	rss1, err := procRSS(p.pid())
 	if err != nil {
 		return nil, err
@@ -125,9 +137,67 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 	r.figure("rss_before", "imxd VmRSS, 1 session", rss0, fmt.Sprintf("%.1f MiB", float64(rss0)/(1<<20)))
 	r.figure("rss_after", "imxd VmRSS, n sessions, at the end", rss1, fmt.Sprintf("%.1f MiB", float64(rss1)/(1<<20)))
 	r.figure("bytes_per_session", "imxd memory per idle session", round(per, 0), fmt.Sprintf("%.0f bytes (%.1f KiB)", per, per/1024))
+	heapPer := (mem1.heap - mem0.heap) / float64(max(n-1, 1))
+	stackPer := (mem1.stack - mem0.stack) / float64(max(n-1, 1))
+	r.figure("go_bytes_per_session", "imxd Go heap + stacks in use per session, after a GC", round(heapPer+stackPer, 0),
+		fmt.Sprintf("%.1f KiB (heap %.1f KiB, stacks %.1f KiB)", (heapPer+stackPer)/1024, heapPer/1024, stackPer/1024))
+	r.figure("go_heap_idle_after", "imxd Go heap idle, not yet returned to the OS, at the end", round(mem1.idle-mem1.released, 0),
+		fmt.Sprintf("%.1f MiB", (mem1.idle-mem1.released)/(1<<20)))
 	selfPer := float64(int64(self1.Sys)-int64(self0.Sys)) / float64(max(n-1, 1))
 	r.figure("bench_bytes_per_session", "imxbench memory per session (Go Sys)", round(selfPer, 0), fmt.Sprintf("%.1f KiB", selfPer/1024))
 	r.figure("errors", "sessions ended while idle", closed, "")
-	r.notes = append(r.notes, "memory per session: (imxd VmRSS with n sessions idle − VmRSS with one) / (n − 1); the Go heap's GC headroom is part of it, as it is of a running server's footprint.")
+	r.notes = append(r.notes, "memory per session: (imxd VmRSS with n sessions idle − VmRSS with one) / (n − 1); the Go heap's GC headroom is part of it, as it is of a running server's footprint.",
+		"Go heap + stacks: from imxd's /metrics (go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes) right after a GC forced through /debug/pprof/heap?gc=1, with 1 session and with n.")
 	return r, nil
+}
+
+// goMemStats are figures of imxd's Go runtime, in bytes.
+type goMemStats struct{ heap, stack, idle, released float64 }
+
+// goMem forces a garbage collection in imxd (through its pprof endpoint,
+// which imxbench's configuration turns on) and reads the runtime's memory
+// figures from its /metrics.
+func goMem(ctx context.Context, p *imxdProc) (goMemStats, error) {
+	get := func(path string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+		return goMemStats{}, fmt.Errorf("imxd %s: %w", p.domain, err)
+	}
+	b, err := get("/metrics")
+	if err != nil {
+		return goMemStats{}, fmt.Errorf("imxd %s: %w", p.domain, err)
+	}
+	var m goMemStats
+	want := map[string]*float64{
+		"go_memstats_heap_inuse_bytes":    &m.heap,
+		"go_memstats_stack_inuse_bytes":   &m.stack,
+		"go_memstats_heap_idle_bytes":     &m.idle,
+		"go_memstats_heap_released_bytes": &m.released,
+	}
+	found := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if dst := want[name]; ok && dst != nil {
+			if *dst, err = strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
+				return goMemStats{}, fmt.Errorf("imxd %s: %s: %w", p.domain, name, err)
+			}
+			found++
+		}
+	}
+	if found != len(want) {
+		return goMemStats{}, fmt.Errorf("imxd %s: /metrics lacks the go_memstats figures", p.domain)
+	}
+	return m, nil
 }

@@ -23,8 +23,14 @@
 //	auth    new domain pairs authenticated per second: an s2s node run by
 //	        imxbench, serving many domains, authenticates each against an
 //	        imxd by dial-back (DNS lookup included)
-//	fanout  not available until presence lands (issue #5): it says so and
-//	        exits with status 3
+//	fanout  one presence change fanned out to W watchers (default 10,000)
+//	        over D domains (default 100), all served by a second imxd, each
+//	        watcher with a session of its own: the time from PRESENCE-SET
+//	        until each watcher session has the NOTIFY, and the NOTIFY frames
+//	        between the servers; then the steady cost of subscription
+//	        renewals (frames per second per 10,000 subscriptions), with a
+//	        second pair of imxd processes and a short subscription_timeout.
+//	        It ignores -duration; -warmup is the pause after the setup.
 //
 // imxbench builds nothing. It runs the imxd given by -imxd, by default the
 // one next to its own executable or else the first in PATH:
@@ -68,7 +74,8 @@ scenarios:
           (-mode imxd: into a real imxd; -mode link: two s2s nodes in imxbench)
   idle    N idle client sessions: imxd memory per session
   auth    new domain pairs authenticated per second against an imxd
-  fanout  presence fan-out: not available until presence lands (issue #5)
+  fanout  one presence change to W watchers over D domains: time until all
+          are notified; then the frames/s that subscription renewals cost
 
 common flags:
   -imxd PATH       the imxd binary (default: next to imxbench, else in PATH);
@@ -132,8 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "auth":
 		setup = authFlags
 	case "fanout":
-		fmt.Fprintln(stderr, "imxbench fanout: not available until presence lands (issue #5): imxd has no presence yet, so there is no presence change to fan out. Nothing was measured.")
-		return exitUnavailable
+		setup = fanoutFlags
 	default:
 		fmt.Fprintf(stderr, "imxbench: unknown scenario %q\n%s", name, usage)
 		return exitUsage

@@ -153,7 +153,7 @@ func TestScenarios(t *testing.T) {
 	})
 	t.Run("idle", func(t *testing.T) {
 		res := check(t, "idle", "-n", "200")
-		positive(t, res, "bytes_per_session", "rss_before", "rss_after", "open_rate")
+		positive(t, res, "go_bytes_per_session", "rss_before", "rss_after", "open_rate")
 		zero(t, res, "errors")
 	})
 	t.Run("auth", func(t *testing.T) {
@@ -161,12 +161,25 @@ func TestScenarios(t *testing.T) {
 		positive(t, res, "pairs_per_s", "latency_p50_ms", "latency_count")
 	})
 	t.Run("fanout", func(t *testing.T) {
-		out, code, res := runBench(t, bin, "fanout")
-		if code != exitUnavailable || res != nil {
-			t.Errorf("fanout: status %d (want %d), RESULT %v", code, exitUnavailable, res)
+		res := check(t, "fanout", "-watchers", "20", "-domains", "4", "-rounds", "2", "-gap", "100ms", "-renewals", "0")
+		positive(t, res, "all_notified_median_ms", "arrival_p50_ms", "arrival_max_ms", "ack_p50_ms")
+		zero(t, res, "missing")
+		zero(t, res, "late")
+		if n, _ := res["arrival_count"].(float64); n != 40 {
+			t.Errorf("RESULT arrival_count = %v, want 40 (20 watchers × 2 changes)", res["arrival_count"])
 		}
-		if !strings.Contains(out, "not available until presence lands") {
-			t.Errorf("fanout does not say why:\n%s", out)
+		// One NOTIFY per watcher domain crosses the server connection, and
+		// one reaches each watcher session.
+		for key, want := range map[string]float64{"notify_s2s_per_change": 4, "notify_c2s_per_change": 20} {
+			got, _ := res[key].([]any)
+			if len(got) != 2 {
+				t.Errorf("RESULT %s = %v, want 2 changes", key, res[key])
+			}
+			for _, v := range got {
+				if v != want {
+					t.Errorf("RESULT %s = %v, want %v each", key, res[key], want)
+				}
+			}
 		}
 	})
 	t.Run("usage", func(t *testing.T) {

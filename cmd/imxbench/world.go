@@ -55,6 +55,14 @@ func newWorld(imxdFlag string, verbose bool, stderr io.Writer) (*world, error) {
 // close stops every imxd (SIGTERM, then SIGKILL after 10 s), the DNS
 // server, and removes the temporary directory.
 func (w *world) close() {
+	w.stopAll()
+	w.dns.Close()
+	os.RemoveAll(w.dir)
+}
+
+// stopAll stops every imxd started so far (as close does), and keeps the
+// DNS server and the directory for more.
+func (w *world) stopAll() {
 	w.mu.Lock()
 	procs := w.procs
 	w.procs = nil
@@ -64,8 +72,6 @@ func (w *world) close() {
 		wg.Go(p.stop)
 	}
 	wg.Wait()
-	w.dns.Close()
-	os.RemoveAll(w.dir)
 }
 
 // imxdProc is one running imxd.
@@ -123,6 +129,28 @@ func freeAddr(ip string) (string, error) {
 // [[domain]] table), publishes the domain's records, starts imxd and waits
 // until it is ready.
 func (w *world) start(ctx context.Context, domain, ip, federation, extra string) (*imxdProc, error) {
+	return w.startSpec(ctx, imxdSpec{domains: []string{domain}, ip: ip, federation: federation, extra: extra})
+}
+
+// imxdSpec describes one imxd to start.
+type imxdSpec struct {
+	// domains are the domains it serves, each a [[domain]] table with the
+	// raised rate limits and extra; the first names the process (its
+	// directory, its CPU figure) and its host, imx.DOMAIN, which the SRV
+	// records of all of them point to.
+	domains    []string
+	ip         string
+	federation string // lines of the [federation] table
+	extra      string // lines of each [[domain]] table
+	top        string // tables placed before the [[domain]] tables
+	// prepare, when set, runs before imxd starts, with the path of the
+	// database imxd will open (data_dir/imx.db; its directory exists).
+	prepare func(ctx context.Context, dbPath string) error
+}
+
+// startSpec writes the configuration of sp, publishes its domains' records,
+// runs sp.prepare, starts imxd and waits until it is ready.
+func (w *world) startSpec(ctx context.Context, sp imxdSpec) (*imxdProc, error) {
 	if w.imxd == "" {
 		bin, err := findIMXD(w.imxdFlag)
 		if err != nil {
@@ -130,6 +158,7 @@ func (w *world) start(ctx context.Context, domain, ip, federation, extra string)
 		}
 		w.imxd = bin
 	}
+	domain, ip := sp.domains[0], sp.ip
 	p := &imxdProc{domain: domain, exited: make(chan struct{})}
 	for _, a := range []*string{&p.server, &p.client, &p.admin} {
 		var err error
@@ -140,6 +169,10 @@ func (w *world) start(ctx context.Context, domain, ip, federation, extra string)
 	dir := filepath.Join(w.dir, domain)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
+	}
+	var tables strings.Builder
+	for _, d := range sp.domains {
+		fmt.Fprintf(&tables, "[[domain]]\nname = %q\nrate_limit = 100000000\nrate_burst = 1000000\n%s\n", d, sp.extra)
 	}
 	cfg := fmt.Sprintf(`data_dir = %q
 [log]
@@ -155,11 +188,10 @@ min_backoff = "50ms"
 max_backoff = "1s"
 retry_for = "30s"
 %s
-[[domain]]
-name = %q
-rate_limit = 100000000
-rate_burst = 1000000
-%s`, filepath.Join(dir, "data"), p.server, p.client, p.admin, w.dns.Addr(), federation, domain, extra)
+[admin]
+pprof = true
+%s
+%s`, filepath.Join(dir, "data"), p.server, p.client, p.admin, w.dns.Addr(), sp.federation, sp.top, tables.String())
 	cfgPath := filepath.Join(dir, "imxd.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -167,7 +199,18 @@ rate_burst = 1000000
 	ap := netip.MustParseAddrPort(p.server)
 	host := "imx." + domain
 	w.dns.SetA(host, ap.Addr())
-	w.dns.SetSRV(domain, localdns.SRV{Priority: 10, Weight: 10, Port: ap.Port(), Target: host})
+	for _, d := range sp.domains {
+		w.dns.SetSRV(d, localdns.SRV{Priority: 10, Weight: 10, Port: ap.Port(), Target: host})
+	}
+	if sp.prepare != nil {
+		data := filepath.Join(dir, "data")
+		if err := os.MkdirAll(data, 0o700); err != nil {
+			return nil, err
+		}
+		if err := sp.prepare(ctx, filepath.Join(data, "imx.db")); err != nil {
+			return nil, fmt.Errorf("prepare the store of %s: %w", domain, err)
+		}
+	}
 
 	p.cmd = exec.Command(w.imxd, "-c", cfgPath, "-grace", "5s")
 	setChildAttrs(p.cmd)
