@@ -141,7 +141,10 @@ type Config struct {
 	Now    func() time.Time
 	Logger *slog.Logger
 	// RenewEvery is the period of the renewal and expiry sweep of Run, and
-	// the delay before a failed renewal is tried again; zero is a minute.
+	// the delay before a failed renewal is tried again; zero is a minute,
+	// or a tenth of the shortest SubscriptionTimeout of the domains if
+	// that is less, so that a renewal due at 80% of a grant is sent well
+	// before the grant lapses.
 	RenewEvery time.Duration
 	// RetryMin and RetryMax bound the back-off of the SUBSCRIBE sent again
 	// for a contact whose domain could not be reached, while its owner
@@ -235,6 +238,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.RenewEvery <= 0 {
 		cfg.RenewEvery = time.Minute
+		for _, p := range cfg.Domains {
+			if t := p.SubscriptionTimeout; t > 0 {
+				cfg.RenewEvery = min(cfg.RenewEvery, max(t/10, time.Second))
+			}
+		}
 	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = DefaultRetryMin

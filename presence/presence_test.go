@@ -779,3 +779,31 @@ func BenchmarkFanout(b *testing.B) {
 	b.ReportMetric(float64(remote.notifies)/float64(b.N), "notify/op")
 	b.ReportMetric(float64(remote.watchers)/float64(b.N), "watchers/op")
 }
+
+// TestRenewSweepFollowsTimeout: the renewal sweep runs often enough for the
+// shortest subscription timeout of the domains served (a sweep each minute
+// let one-minute subscriptions lapse).
+func TestRenewSweepFollowsTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		timeouts []time.Duration
+		want     time.Duration
+	}{
+		{[]time.Duration{0}, time.Minute},
+		{[]time.Duration{30 * time.Minute}, time.Minute},
+		{[]time.Duration{30 * time.Minute, time.Minute}, 6 * time.Second},
+		{[]time.Duration{5 * time.Minute}, 30 * time.Second},
+	} {
+		domains := map[string]Policy{}
+		for i, d := range tt.timeouts {
+			domains[fmt.Sprintf("d%d.example", i)] = Policy{SubscriptionTimeout: d}
+		}
+		n := newNode(t, alphaDomain, Policy{}, &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, nil)
+		s, err := New(Config{Domains: domains, Store: n.st, Local: n.local})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.cfg.RenewEvery != tt.want {
+			t.Errorf("timeouts %v: sweep every %v, want %v", tt.timeouts, s.cfg.RenewEvery, tt.want)
+		}
+	}
+}
