@@ -68,7 +68,7 @@ type Store interface {
 	DeleteContact(ctx context.Context, owner, contact addr.Address) error
 	GetContact(ctx context.Context, owner, contact addr.Address) (store.Contact, error)
 	ListContacts(ctx context.Context, owner addr.Address) ([]store.Contact, error)
-	ContactsOf(ctx context.Context, contact addr.Address, domain string) ([]store.Contact, error)
+	ContactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]store.Contact, error)
 
 	SetApproval(ctx context.Context, a store.Approval) error
 	RequestApproval(ctx context.Context, presentity, watcher addr.Address, asked time.Time) (store.Approval, bool, error)
@@ -91,7 +91,7 @@ type Store interface {
 	GetSubOut(ctx context.Context, watcher, presentity addr.Address) (store.SubOut, error)
 	DeleteSubOut(ctx context.Context, watcher, presentity addr.Address) error
 	ListSubsOut(ctx context.Context, watcher addr.Address) ([]store.SubOut, error)
-	SubsOutTo(ctx context.Context, presentity addr.Address, domain string) ([]store.SubOut, error)
+	SubsOutTo(ctx context.Context, presentity addr.Address, watchers []addr.Address) ([]store.SubOut, error)
 	DueSubsOut(ctx context.Context, now time.Time, limit int) ([]store.SubOut, error)
 
 	SetUserAttr(ctx context.Context, owner addr.Address, name, value string) error

@@ -215,41 +215,30 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 	}
 	denied := hasAttr(r.Attrs, AttrSubscription, SubscriptionDenied)
 	now := s.now()
-	// The watchers of one NOTIFY share a domain (s2s checked it): one
-	// lookup gives the subscriptions held there to presentity, however
-	// many watchers the NOTIFY lists.
-	domain := ""
-	if len(r.Watchers) > 0 {
-		if w, err := addr.Parse(r.Watchers[0]); err == nil {
-			domain = w.Domain()
+	// One lookup gives the subscriptions to presentity that the listed
+	// local watchers hold, however many the NOTIFY lists.
+	listed := make([]addr.Address, 0, len(r.Watchers))
+	for _, w := range r.Watchers {
+		if watcher, err := addr.Parse(w); err == nil && s.IsLocal(watcher.Domain()) {
+			listed = append(listed, watcher)
 		}
 	}
-	if !s.IsLocal(domain) {
-		return status(wire.StatusNotSubscribed, "")
-	}
-	subs, err := s.cfg.Store.SubsOutTo(ctx, presentity, domain)
+	subs, err := s.cfg.Store.SubsOutTo(ctx, presentity, listed)
 	if err != nil {
 		s.log.Error("subscription lookup failed", "presentity", r.Presentity, "err", err)
 		return status(wire.StatusInternal, "")
 	}
-	held := make(map[string]time.Time, len(subs))
-	for _, sub := range subs {
-		held[sub.Watcher.String()] = sub.Expires
-	}
 	var watchers []addr.Address
 	var until time.Time // the latest expiry of their subscriptions
-	for _, w := range r.Watchers {
-		expires, ok := held[w]
-		if !ok || !expires.After(now) && !denied {
-			continue // not subscribed, or lapsed
+	for _, sub := range subs {
+		if !sub.Expires.After(now) && !denied {
+			continue // lapsed
 		}
-		watcher, err := addr.Parse(w)
-		if err != nil || watcher.String() != w {
-			continue
+		if len(watchers) > 0 && watchers[len(watchers)-1] == sub.Watcher {
+			continue // listed twice
 		}
-		delete(held, w) // a watcher listed twice is served once
-		watchers = append(watchers, watcher)
-		until = later(until, expires)
+		watchers = append(watchers, sub.Watcher)
+		until = later(until, sub.Expires)
 	}
 	if len(watchers) == 0 {
 		return status(wire.StatusNotSubscribed, "")
@@ -265,7 +254,7 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 	// The contacts still waiting for an approval become approved; one
 	// lookup for them all.
 	approved := map[addr.Address]bool{}
-	if cs, err := s.cfg.Store.ContactsOf(ctx, presentity, domain); err != nil {
+	if cs, err := s.cfg.Store.ContactsOf(ctx, presentity, watchers); err != nil {
 		s.log.Error("contact lookup failed", "presentity", r.Presentity, "err", err)
 	} else {
 		for _, c := range cs {

@@ -98,10 +98,10 @@ type Contacts interface {
 	// subscription right now (SubsOut says that).
 	ContactOwners(ctx context.Context, contact addr.Address) ([]addr.Address, error)
 
-	// ContactsOf returns the entries for contact in the lists of the
-	// local accounts of domain, sorted by owner address (String, byte
-	// order).
-	ContactsOf(ctx context.Context, contact addr.Address, domain string) ([]Contact, error)
+	// ContactsOf returns the entries for contact in the lists of those of
+	// owners that have one, sorted by owner address (String, byte order).
+	// Its cost follows len(owners).
+	ContactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]Contact, error)
 }
 
 // ApprovalState is a presentity's decision about a watcher.
@@ -298,11 +298,12 @@ type SubsOut interface {
 	// sorted by presentity address (String, byte order).
 	ListSubsOut(ctx context.Context, watcher addr.Address) ([]SubOut, error)
 
-	// SubsOutTo returns the subscriptions to presentity held by the
-	// local watchers of domain, expired or not, sorted by watcher address
-	// (String, byte order): what an incoming NOTIFY, whose watchers share
-	// one domain, needs in one lookup.
-	SubsOutTo(ctx context.Context, presentity addr.Address, domain string) ([]SubOut, error)
+	// SubsOutTo returns the subscriptions to presentity held by those of
+	// watchers that hold one, expired or not, sorted by watcher address
+	// (String, byte order): what an incoming NOTIFY, which lists many
+	// watchers, needs in one lookup. Its cost follows len(watchers), not
+	// the number of watchers presentity has.
+	SubsOutTo(ctx context.Context, presentity addr.Address, watchers []addr.Address) ([]SubOut, error)
 
 	// DueSubsOut returns the subscriptions, of every watcher, due for
 	// renewal at now (RenewAt at or before now), earliest RenewAt first,

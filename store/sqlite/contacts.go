@@ -115,16 +115,23 @@ func (s *Store) ListContacts(ctx context.Context, owner addr.Address) ([]store.C
 }
 
 // ContactsOf implements store.Contacts.
-func (s *Store) ContactsOf(ctx context.Context, contact addr.Address, domain string) ([]store.Contact, error) {
-	cs, err := s.contactsOf(ctx, contact, domain)
+func (s *Store) ContactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]store.Contact, error) {
+	if len(owners) == 0 {
+		return nil, nil
+	}
+	cs, err := s.contactsOf(ctx, contact, owners)
 	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: contacts %s of %s: %w", contact, domain, err)
+		return nil, fmt.Errorf("store/sqlite: contact %s of %d owners: %w", contact, len(owners), err)
 	}
 	return cs, nil
 }
 
-func (s *Store) contactsOf(ctx context.Context, contact addr.Address, domain string) ([]store.Contact, error) {
-	rows, err := s.rstmts[rstmtContactsOf].QueryContext(ctx, contact.String(), domain)
+func (s *Store) contactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]store.Contact, error) {
+	list, err := addrsJSON(owners)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.rstmts[rstmtContactsOf].QueryContext(ctx, list, contact.String())
 	if err != nil {
 		return nil, err
 	}

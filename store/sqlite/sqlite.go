@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/store"
 )
 
@@ -242,10 +244,29 @@ var readStmtSQL = [numReadStmts]string{
 		WHERE account = ` + accountOf + ` AND pattern IN (?, ?))`,
 	rstmtGetApproval: `SELECT state, asked_at FROM approvals WHERE account = ` + accountOf + ` AND watcher = ?`,
 	rstmtUserAttrs:   `SELECT name, value FROM user_attrs WHERE account = ` + accountOf + ` ORDER BY name`,
-	rstmtSubsOutTo: `SELECT ` + subOutColumns + ` FROM subs_out o JOIN accounts a ON a.id = o.account
-		WHERE o.presentity = ? AND a.domain = ? ORDER BY a.local || '@' || a.domain`,
-	rstmtContactsOf: `SELECT a.local || '@' || a.domain, c.alias, c.state FROM contacts c JOIN accounts a ON a.id = c.account
-		WHERE c.contact = ? AND a.domain = ? ORDER BY a.local || '@' || a.domain`,
+	// These two are driven by the addresses given (a JSON array of
+	// [domain, local]), through the accounts' unique index and the
+	// tables' primary keys: CROSS JOIN keeps SQLite from starting with
+	// the other address, which may have thousands of rows.
+	rstmtSubsOutTo: `SELECT ` + subOutColumns + ` FROM json_each(?) AS j
+		CROSS JOIN accounts a ON a.domain = j.value ->> 0 AND a.local = j.value ->> 1
+		CROSS JOIN subs_out o ON o.account = a.id AND o.presentity = ?
+		ORDER BY a.local || '@' || a.domain`,
+	rstmtContactsOf: `SELECT a.local || '@' || a.domain, c.alias, c.state FROM json_each(?) AS j
+		CROSS JOIN accounts a ON a.domain = j.value ->> 0 AND a.local = j.value ->> 1
+		CROSS JOIN contacts c ON c.account = a.id AND c.contact = ?
+		ORDER BY a.local || '@' || a.domain`,
+}
+
+// addrsJSON is addresses as a JSON array of [domain, local] pairs, for
+// json_each.
+func addrsJSON(as []addr.Address) (string, error) {
+	pairs := make([][2]string, len(as))
+	for i, a := range as {
+		pairs[i] = [2]string{a.Domain(), a.Local()}
+	}
+	b, err := json.Marshal(pairs)
+	return string(b), err
 }
 
 // dsn is the modernc.org/sqlite data source name of the file at the

@@ -237,14 +237,20 @@ func (s *Store) ListSubsOut(ctx context.Context, watcher addr.Address) ([]store.
 }
 
 // SubsOutTo implements store.SubsOut.
-func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, domain string) ([]store.SubOut, error) {
-	rows, err := s.rstmts[rstmtSubsOutTo].QueryContext(ctx, presentity.String(), domain)
+func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers []addr.Address) ([]store.SubOut, error) {
+	if len(watchers) == 0 {
+		return nil, nil
+	}
+	list, err := addrsJSON(watchers)
 	var subs []store.SubOut
 	if err == nil {
-		subs, err = scanSubsOut(rows)
+		var rows *sql.Rows
+		if rows, err = s.rstmts[rstmtSubsOutTo].QueryContext(ctx, list, presentity.String()); err == nil {
+			subs, err = scanSubsOut(rows)
+		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: subscriptions of %s to %s: %w", domain, presentity, err)
+		return nil, fmt.Errorf("store/sqlite: subscriptions of %d watchers to %s: %w", len(watchers), presentity, err)
 	}
 	return subs, nil
 }

@@ -116,22 +116,28 @@ var contactTests = []subtest{
 		// ContactsOf: the entries of one domain's accounts, with their
 		// state and alias.
 		must(t, "PutContact", s.PutContact(ctx, store.Contact{Owner: bob, Contact: dave, Alias: "Dave", State: store.ContactApproved}))
-		cs, err := s.ContactsOf(ctx, dave, "alpha.example")
+		cs, err := s.ContactsOf(ctx, dave, []addr.Address{bob, alice, addr.MustParse("nobody@alpha.example")})
 		must(t, "ContactsOf", err)
 		want := []store.Contact{
 			{Owner: alice, Contact: dave, State: store.ContactAsked},
 			{Owner: bob, Contact: dave, Alias: "Dave", State: store.ContactApproved},
 		}
 		if fmt.Sprint(cs) != fmt.Sprint(want) {
-			t.Fatalf("ContactsOf(dave, alpha.example) = %v, want %v", cs, want)
+			t.Fatalf("ContactsOf(dave, bob alice nobody) = %v, want %v", cs, want)
 		}
-		cs, err = s.ContactsOf(ctx, dave, "beta.example")
+		cs, err = s.ContactsOf(ctx, dave, []addr.Address{carol})
 		must(t, "ContactsOf", err)
 		if fmt.Sprint(cs) != fmt.Sprint([]store.Contact{{Owner: carol, Contact: dave, State: store.ContactAsked}}) {
-			t.Fatalf("ContactsOf(dave, beta.example) = %v, want carol's", cs)
+			t.Fatalf("ContactsOf(dave, carol) = %v, want carol's", cs)
 		}
-		if cs, err := s.ContactsOf(ctx, dave, "gamma.example"); err != nil || len(cs) != 0 {
-			t.Fatalf("ContactsOf for a domain without accounts = %v, %v; want none", cs, err)
+		for _, owners := range [][]addr.Address{nil, {erin}, {alice}} {
+			c := dave
+			if len(owners) == 1 && owners[0] == alice {
+				c = carol // alice has no entry for carol
+			}
+			if cs, err := s.ContactsOf(ctx, c, owners); err != nil || len(cs) != 0 {
+				t.Fatalf("ContactsOf(%s, %v) = %v, %v; want none", c, owners, cs, err)
+			}
 		}
 	}},
 	{"CascadeOnAccountDeletion", func(t *testing.T, h *harness) {

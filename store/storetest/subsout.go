@@ -93,21 +93,25 @@ var subsOutTests = []subtest{
 		}
 		// SubsOutTo: the watchers of one domain that hold a subscription
 		// to one presentity (an incoming NOTIFY's lookup).
-		got, err = s.SubsOutTo(ctx, dave, "alpha.example")
+		everyone := []addr.Address{bob, carol, alice, addr.MustParse("nobody@alpha.example")}
+		got, err = s.SubsOutTo(ctx, dave, everyone)
 		must(t, "SubsOutTo", err)
 		wantIDs(t, "SubsOutTo(dave)", subOutNames(got), "alice>dave@beta.example", "bob>dave@beta.example")
 		if !sameSubOut(got[1], subOut(bob, dave, time.Hour)) {
 			t.Fatalf("SubsOutTo[1] = %+v, want %+v", got[1], subOut(bob, dave, time.Hour))
 		}
-		got, err = s.SubsOutTo(ctx, erin, "alpha.example")
+		got, err = s.SubsOutTo(ctx, dave, []addr.Address{bob})
+		must(t, "SubsOutTo", err)
+		wantIDs(t, "SubsOutTo(dave, bob)", subOutNames(got), "bob>dave@beta.example")
+		got, err = s.SubsOutTo(ctx, erin, everyone)
 		must(t, "SubsOutTo", err)
 		wantIDs(t, "SubsOutTo(erin)", subOutNames(got), "alice>erin@gamma.example")
 		for _, q := range []struct {
 			p addr.Address
-			d string
-		}{{dave, "beta.example"}, {addr.MustParse("nobody@beta.example"), "alpha.example"}} {
-			if got, err := s.SubsOutTo(ctx, q.p, q.d); err != nil || len(got) != 0 {
-				t.Fatalf("SubsOutTo(%s, %s) = %v, %v; want none", q.p, q.d, got, err)
+			w []addr.Address
+		}{{dave, nil}, {dave, []addr.Address{carol}}, {addr.MustParse("nobody@beta.example"), everyone}} {
+			if got, err := s.SubsOutTo(ctx, q.p, q.w); err != nil || len(got) != 0 {
+				t.Fatalf("SubsOutTo(%s, %v) = %v, %v; want none", q.p, q.w, got, err)
 			}
 		}
 	}},
