@@ -68,7 +68,6 @@ type Store interface {
 	DeleteContact(ctx context.Context, owner, contact addr.Address) error
 	GetContact(ctx context.Context, owner, contact addr.Address) (store.Contact, error)
 	ListContacts(ctx context.Context, owner addr.Address) ([]store.Contact, error)
-	ContactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]store.Contact, error)
 
 	SetApproval(ctx context.Context, a store.Approval) error
 	RequestApproval(ctx context.Context, presentity, watcher addr.Address, asked time.Time) (store.Approval, bool, error)

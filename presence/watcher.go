@@ -229,7 +229,8 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 		return status(wire.StatusInternal, "")
 	}
 	var watchers []addr.Address
-	var until time.Time // the latest expiry of their subscriptions
+	var contacts []store.ContactState // the watchers' contact entries' states
+	var until time.Time               // the latest expiry of their subscriptions
 	for _, sub := range subs {
 		if !sub.Expires.After(now) && !denied {
 			continue // lapsed
@@ -238,6 +239,7 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 			continue // listed twice
 		}
 		watchers = append(watchers, sub.Watcher)
+		contacts = append(contacts, sub.Contact)
 		until = later(until, sub.Expires)
 	}
 	if len(watchers) == 0 {
@@ -251,18 +253,9 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 		return status(wire.StatusOK, "")
 	}
 	s.remember(presentity, r.Presence, r.Status)
-	// The contacts still waiting for an approval become approved; one
-	// lookup for them all.
-	approved := map[addr.Address]bool{}
-	if cs, err := s.cfg.Store.ContactsOf(ctx, presentity, watchers); err != nil {
-		s.log.Error("contact lookup failed", "presentity", r.Presentity, "err", err)
-	} else {
-		for _, c := range cs {
-			approved[c.Owner] = c.State == store.ContactApproved
-		}
-	}
-	for _, w := range watchers {
-		if !approved[w] {
+	for i, w := range watchers {
+		if contacts[i] != store.ContactApproved {
+			// A contact still waiting for an approval is approved now.
 			s.setContact(ctx, w, presentity, store.ContactApproved)
 		}
 		s.pushNotify(ctx, w, presentity, r.Presence, r.Status, r.Attrs)

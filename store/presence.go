@@ -97,11 +97,6 @@ type Contacts interface {
 	// wants the presence of contact, whether or not it holds a
 	// subscription right now (SubsOut says that).
 	ContactOwners(ctx context.Context, contact addr.Address) ([]addr.Address, error)
-
-	// ContactsOf returns the entries for contact in the lists of those of
-	// owners that have one, sorted by owner address (String, byte order).
-	// Its cost follows len(owners).
-	ContactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]Contact, error)
 }
 
 // ApprovalState is a presentity's decision about a watcher.
@@ -275,6 +270,9 @@ type SubOut struct {
 	Expires time.Time
 	// RenewAt is when to renew it, at or before Expires.
 	RenewAt time.Time
+	// Contact is filled by SubsOutTo only: the state of Watcher's contact
+	// entry for Presentity, empty if there is none.
+	Contact ContactState
 }
 
 // SubsOut are the subscriptions held for local watchers ("subs_out"):
@@ -300,9 +298,9 @@ type SubsOut interface {
 
 	// SubsOutTo returns the subscriptions to presentity held by those of
 	// watchers that hold one, expired or not, sorted by watcher address
-	// (String, byte order): what an incoming NOTIFY, which lists many
-	// watchers, needs in one lookup. Its cost follows len(watchers), not
-	// the number of watchers presentity has.
+	// (String, byte order), each with its Contact state: what an incoming
+	// NOTIFY, which lists many watchers, needs in one lookup. Its cost
+	// follows len(watchers), not the number of watchers presentity has.
 	SubsOutTo(ctx context.Context, presentity addr.Address, watchers []addr.Address) ([]SubOut, error)
 
 	// DueSubsOut returns the subscriptions, of every watcher, due for

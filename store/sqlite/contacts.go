@@ -114,44 +114,6 @@ func (s *Store) ListContacts(ctx context.Context, owner addr.Address) ([]store.C
 	return cs, nil
 }
 
-// ContactsOf implements store.Contacts.
-func (s *Store) ContactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]store.Contact, error) {
-	if len(owners) == 0 {
-		return nil, nil
-	}
-	cs, err := s.contactsOf(ctx, contact, owners)
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: contact %s of %d owners: %w", contact, len(owners), err)
-	}
-	return cs, nil
-}
-
-func (s *Store) contactsOf(ctx context.Context, contact addr.Address, owners []addr.Address) ([]store.Contact, error) {
-	list, err := addrsJSON(owners)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.rstmts[rstmtContactsOf].QueryContext(ctx, list, contact.String())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var cs []store.Contact
-	for rows.Next() {
-		var owner, state string
-		c := store.Contact{Contact: contact}
-		if err := rows.Scan(&owner, &c.Alias, &state); err != nil {
-			return nil, err
-		}
-		if c.Owner, err = parseStored("owner", owner); err != nil {
-			return nil, err
-		}
-		c.State = store.ContactState(state)
-		cs = append(cs, c)
-	}
-	return cs, rows.Err()
-}
-
 func (s *Store) listContacts(ctx context.Context, owner addr.Address) ([]store.Contact, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT contact, alias, state FROM contacts
 		WHERE account = `+accountOf+` ORDER BY contact`, owner.Domain(), owner.Local())

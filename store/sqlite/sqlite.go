@@ -233,7 +233,6 @@ const (
 	rstmtGetApproval
 	rstmtUserAttrs
 	rstmtSubsOutTo
-	rstmtContactsOf
 	numReadStmts
 )
 
@@ -244,17 +243,14 @@ var readStmtSQL = [numReadStmts]string{
 		WHERE account = ` + accountOf + ` AND pattern IN (?, ?))`,
 	rstmtGetApproval: `SELECT state, asked_at FROM approvals WHERE account = ` + accountOf + ` AND watcher = ?`,
 	rstmtUserAttrs:   `SELECT name, value FROM user_attrs WHERE account = ` + accountOf + ` ORDER BY name`,
-	// These two are driven by the addresses given (a JSON array of
+	// This one is driven by the addresses given (a JSON array of
 	// [domain, local]), through the accounts' unique index and the
 	// tables' primary keys: CROSS JOIN keeps SQLite from starting with
 	// the other address, which may have thousands of rows.
-	rstmtSubsOutTo: `SELECT ` + subOutColumns + ` FROM json_each(?) AS j
+	rstmtSubsOutTo: `SELECT ` + subOutColumns + `, coalesce(c.state, '') FROM json_each(?) AS j
 		CROSS JOIN accounts a ON a.domain = j.value ->> 0 AND a.local = j.value ->> 1
 		CROSS JOIN subs_out o ON o.account = a.id AND o.presentity = ?
-		ORDER BY a.local || '@' || a.domain`,
-	rstmtContactsOf: `SELECT a.local || '@' || a.domain, c.alias, c.state FROM json_each(?) AS j
-		CROSS JOIN accounts a ON a.domain = j.value ->> 0 AND a.local = j.value ->> 1
-		CROSS JOIN contacts c ON c.account = a.id AND c.contact = ?
+		LEFT JOIN contacts c ON c.account = a.id AND c.contact = o.presentity
 		ORDER BY a.local || '@' || a.domain`,
 }
 

@@ -197,18 +197,29 @@ func (s *Store) DeleteSubOut(ctx context.Context, watcher, presentity addr.Addre
 const subOutColumns = `a.local || '@' || a.domain, o.presentity, o.expires, o.renew_at`
 
 func scanSubsOut(rows *sql.Rows) ([]store.SubOut, error) {
+	return scanSubsOutWith(rows, false)
+}
+
+// scanSubsOutWith scans subOutColumns, and the contact's state after them
+// if withContact.
+func scanSubsOutWith(rows *sql.Rows, withContact bool) ([]store.SubOut, error) {
 	defer rows.Close()
 	var subs []store.SubOut
 	for rows.Next() {
 		var (
-			watcher, presentity string
-			expires, renew      int64
-			sub                 store.SubOut
-			err                 error
+			watcher, presentity, contact string
+			expires, renew               int64
+			sub                          store.SubOut
+			err                          error
 		)
-		if err := rows.Scan(&watcher, &presentity, &expires, &renew); err != nil {
+		dst := []any{&watcher, &presentity, &expires, &renew}
+		if withContact {
+			dst = append(dst, &contact)
+		}
+		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
+		sub.Contact = store.ContactState(contact)
 		if sub.Watcher, err = parseStored("account", watcher); err != nil {
 			return nil, err
 		}
@@ -246,7 +257,7 @@ func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers
 	if err == nil {
 		var rows *sql.Rows
 		if rows, err = s.rstmts[rstmtSubsOutTo].QueryContext(ctx, list, presentity.String()); err == nil {
-			subs, err = scanSubsOut(rows)
+			subs, err = scanSubsOutWith(rows, true)
 		}
 	}
 	if err != nil {

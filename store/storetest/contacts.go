@@ -113,32 +113,6 @@ var contactTests = []subtest{
 		if err != nil || len(got) != 0 {
 			t.Fatalf("ContactOwners of an address nobody has = %v, %v; want none", got, err)
 		}
-		// ContactsOf: the entries of one domain's accounts, with their
-		// state and alias.
-		must(t, "PutContact", s.PutContact(ctx, store.Contact{Owner: bob, Contact: dave, Alias: "Dave", State: store.ContactApproved}))
-		cs, err := s.ContactsOf(ctx, dave, []addr.Address{bob, alice, addr.MustParse("nobody@alpha.example")})
-		must(t, "ContactsOf", err)
-		want := []store.Contact{
-			{Owner: alice, Contact: dave, State: store.ContactAsked},
-			{Owner: bob, Contact: dave, Alias: "Dave", State: store.ContactApproved},
-		}
-		if fmt.Sprint(cs) != fmt.Sprint(want) {
-			t.Fatalf("ContactsOf(dave, bob alice nobody) = %v, want %v", cs, want)
-		}
-		cs, err = s.ContactsOf(ctx, dave, []addr.Address{carol})
-		must(t, "ContactsOf", err)
-		if fmt.Sprint(cs) != fmt.Sprint([]store.Contact{{Owner: carol, Contact: dave, State: store.ContactAsked}}) {
-			t.Fatalf("ContactsOf(dave, carol) = %v, want carol's", cs)
-		}
-		for _, owners := range [][]addr.Address{nil, {erin}, {alice}} {
-			c := dave
-			if len(owners) == 1 && owners[0] == alice {
-				c = carol // alice has no entry for carol
-			}
-			if cs, err := s.ContactsOf(ctx, c, owners); err != nil || len(cs) != 0 {
-				t.Fatalf("ContactsOf(%s, %v) = %v, %v; want none", c, owners, cs, err)
-			}
-		}
 	}},
 	{"CascadeOnAccountDeletion", func(t *testing.T, h *harness) {
 		s := h.store(t)

@@ -100,9 +100,19 @@ var subsOutTests = []subtest{
 		if !sameSubOut(got[1], subOut(bob, dave, time.Hour)) {
 			t.Fatalf("SubsOutTo[1] = %+v, want %+v", got[1], subOut(bob, dave, time.Hour))
 		}
+		for _, sub := range got {
+			if sub.Contact != "" {
+				t.Fatalf("SubsOutTo without contact entries: %+v has contact state %q", sub, sub.Contact)
+			}
+		}
+		// With bob's contact entry for dave, its state comes along.
+		must(t, "PutContact", s.PutContact(ctx, store.Contact{Owner: bob, Contact: dave, State: store.ContactApproved}))
 		got, err = s.SubsOutTo(ctx, dave, []addr.Address{bob})
 		must(t, "SubsOutTo", err)
 		wantIDs(t, "SubsOutTo(dave, bob)", subOutNames(got), "bob>dave@beta.example")
+		if got[0].Contact != store.ContactApproved {
+			t.Fatalf("SubsOutTo(dave, bob)[0].Contact = %q, want approved", got[0].Contact)
+		}
 		got, err = s.SubsOutTo(ctx, erin, everyone)
 		must(t, "SubsOutTo", err)
 		wantIDs(t, "SubsOutTo(erin)", subOutNames(got), "alice>erin@gamma.example")
