@@ -50,6 +50,9 @@ type sconn struct {
 	// responses.
 	handling chan struct{}
 	handlers sync.WaitGroup
+	// ordered holds, under mu, the presence records waiting for the one of
+	// their key being handled (orderKey).
+	ordered map[string][]queued
 
 	// authed holds the authenticated pairs, read on every record. It is a
 	// map, not a list: an aggregator's connection can carry thousands of
@@ -84,6 +87,7 @@ func (s *Server) newConn(lc *link.Conn, outbound bool, remote, endpoint string, 
 		claimed:   map[string]bool{},
 		authSlots: make(chan struct{}, maxAuthsPerConn),
 		handling:  make(chan struct{}, s.cfg.MaxConcurrent),
+		ordered:   map[string][]queued{},
 	}
 	s.mu.Lock()
 	s.byID[lc.ID()] = c
@@ -257,32 +261,83 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 		return
 	}
 	in := Inbound{From: from, To: to, Record: rec, tag: hd.Tag, node: hd.Node, conn: c}
-	switch rec.(type) {
-	case *wire.Message, *wire.GetAttrs:
-		// The decoder reuses rec once this returns: the goroutine gets a
-		// copy. A full set of slots stops the reading (back-pressure).
-		kept, err := wire.Clone(rec)
-		if err != nil { // rec came from the decoder: cannot happen
-			c.result(hd.Tag, wire.StatusInternal, "")
-			return
-		}
-		in.Record = kept
-		c.handling <- struct{}{}
-		c.handlers.Add(1)
-		s.wg.Go(func() {
-			defer func() {
-				if r := recover(); r != nil {
-					s.log.Error("panic in a record handler; connection dropped", "conn", c.ID(), "type", in.Record.Type(), "panic", r)
-					c.Abort(fmt.Errorf("panic: %v", r))
-				}
-				<-c.handling
-				c.handlers.Done()
-			}()
-			s.handle(c, in, hd)
-		})
-	default:
-		s.handle(c, in, hd)
+	// The decoder reuses rec once this returns: the goroutines get a
+	// copy. A full set of slots stops the reading (back-pressure).
+	kept, err := wire.Clone(rec)
+	if err != nil { // rec came from the decoder: cannot happen
+		c.result(hd.Tag, wire.StatusInternal, "")
+		return
 	}
+	in.Record = kept
+	c.handling <- struct{}{}
+	c.handlers.Add(1)
+	key, ordered := orderKey(kept)
+	if !ordered {
+		s.wg.Go(func() { s.handleOne(c, in, hd) })
+		return
+	}
+	// Presence records of one key are handled one after another, in the
+	// order they came: a goroutine runs while the key has any waiting.
+	c.mu.Lock()
+	if q, busy := c.ordered[key]; busy {
+		c.ordered[key] = append(q, queued{in, hd})
+		c.mu.Unlock()
+		return
+	}
+	c.ordered[key] = nil
+	c.mu.Unlock()
+	s.wg.Go(func() {
+		next := queued{in, hd}
+		for {
+			s.handleOne(c, next.in, next.hd)
+			c.mu.Lock()
+			q := c.ordered[key]
+			if len(q) == 0 {
+				delete(c.ordered, key)
+				c.mu.Unlock()
+				return
+			}
+			next, c.ordered[key] = q[0], q[1:]
+			c.mu.Unlock()
+		}
+	})
+}
+
+// queued is a presence record waiting for the one before it of its key.
+type queued struct {
+	in Inbound
+	hd wire.Head
+}
+
+// orderKey returns the key under which records are handled in order:
+// presence is state, and a later change must not be overtaken by an
+// earlier one. A NOTIFY is ordered per presentity and watchers' domain,
+// SUBSCRIBE and UNSUBSCRIBE per watcher and presentity. MESSAGE and
+// GET-ATTRIBUTES have no order (asynchronous tagged requests, §4.4.8).
+func orderKey(rec wire.Record) (string, bool) {
+	switch r := rec.(type) {
+	case *wire.Notify:
+		return "n\x00" + r.Presentity + "\x00" + domainOf(r.Watchers[0]), true
+	case *wire.Subscribe:
+		return "s\x00" + r.Watcher + "\x00" + r.Presentity, true
+	case *wire.Unsubscribe:
+		return "s\x00" + r.Watcher + "\x00" + r.Presentity, true
+	}
+	return "", false
+}
+
+// handleOne handles one record on a goroutine of its own and frees its
+// slot.
+func (s *Server) handleOne(c *sconn, in Inbound, hd wire.Head) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in a record handler; connection dropped", "conn", c.ID(), "type", in.Record.Type(), "panic", r)
+			c.Abort(fmt.Errorf("panic: %v", r))
+		}
+		<-c.handling
+		c.handlers.Done()
+	}()
+	s.handle(c, in, hd)
 }
 
 // handle runs the Handler for in and sends its response.

@@ -692,3 +692,60 @@ func TestMessagesHandledConcurrently(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+// TestPresenceRecordsOrderedPerKey: on one connection, NOTIFYs of one
+// presentity to one domain are handled in the order they came, one at a
+// time, while a NOTIFY of another presentity does not wait for them.
+func TestPresenceRecordsOrderedPerKey(t *testing.T) {
+	w := imxtest.NewWorld(t)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // a failure below must not leave the handler blocked
+	started := make(chan struct{}, 1)
+	var mu sync.Mutex
+	var seen []string
+	beta := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Handler: s2s.HandlerFunc(func(ctx context.Context, in s2s.Inbound) wire.Record {
+		n, ok := in.Record.(*wire.Notify)
+		if !ok {
+			return &wire.Result{Code: wire.StatusUnsupported}
+		}
+		if n.Status == "first" {
+			started <- struct{}{}
+			<-release
+		}
+		mu.Lock()
+		seen = append(seen, n.Presentity+" "+n.Status)
+		mu.Unlock()
+		return &wire.Result{Code: wire.StatusOK}
+	})})
+	raw := startRawDomain(t, w, "raw.example")
+	c := dialRaw(t, beta)
+	c.send(&wire.DBToken{Head: wire.Head{Tag: 1}, From: "raw.example", To: "beta.example", Token: []byte("token")})
+	c.send(&wire.DBSecret{From: "raw.example", To: "beta.example", Secret: <-raw.secrets})
+	if o, ok := c.recv().(*wire.DBOutcome); !ok || o.Code != wire.StatusOK {
+		t.Fatalf("dial-back: %#v", o)
+	}
+	notify := func(tag uint32, presentity, status string) {
+		c.send(&wire.Notify{Head: wire.Head{Tag: tag}, Presentity: presentity, Watchers: []string{"bob@beta.example"}, Presence: wire.PresenceOnline, Status: status})
+	}
+	notify(10, "alice@raw.example", "first")
+	<-started
+	notify(11, "alice@raw.example", "second") // waits behind the first
+	notify(12, "carol@raw.example", "other")  // does not
+	c.expectResult(12, wire.StatusOK)
+	mu.Lock()
+	early := fmt.Sprint(seen)
+	mu.Unlock()
+	if early != "[carol@raw.example other]" {
+		t.Fatalf("while alice's first NOTIFY was held, handled %s", early)
+	}
+	unblock()
+	c.expectResult(10, wire.StatusOK)
+	c.expectResult(11, wire.StatusOK)
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(seen) != "[carol@raw.example other alice@raw.example first alice@raw.example second]" {
+		t.Errorf("handled in the order %v", seen)
+	}
+}

@@ -101,10 +101,10 @@ type Config struct {
 	// Handler receives the authorized records; nil answers every request
 	// with unsupported.
 	Handler Handler
-	// MaxConcurrent bounds the MESSAGE and GET-ATTRIBUTES records of one
-	// connection that are handled at once (asynchronous tagged requests,
-	// §4.4.8); when that many are in the handler, the connection is not
-	// read until one ends. Default DefaultMaxConcurrent.
+	// MaxConcurrent bounds the records of one connection that are being
+	// handled or waiting for the one before them of their key
+	// (asynchronous tagged requests, §4.4.8); when that many are, the
+	// connection is not read until one ends. Default DefaultMaxConcurrent.
 	MaxConcurrent int
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
@@ -113,13 +113,14 @@ type Config struct {
 // Handler handles the records that arrive from remote domains after
 // authorization.
 type Handler interface {
-	// HandleS2S is called for each authorized request or notice. MESSAGE
-	// and GET-ATTRIBUTES are handled concurrently, each on a goroutine of
-	// its own (up to Config.MaxConcurrent per connection), so that one
-	// slow delivery does not hold up the others: messages on one
-	// connection may be handled out of order. SUBSCRIBE, UNSUBSCRIBE and
-	// NOTIFY are handled in order, on the connection's reader goroutine,
-	// because presence is state and a later change must not be overtaken.
+	// HandleS2S is called for each authorized request or notice, on a
+	// goroutine of its own (up to Config.MaxConcurrent per connection),
+	// so that one slow record does not hold up the others. MESSAGE and
+	// GET-ATTRIBUTES may be handled in any order. SUBSCRIBE, UNSUBSCRIBE
+	// and NOTIFY are handled in the order they came among those of the
+	// same key (a NOTIFY's presentity and watchers' domain; a
+	// subscription's watcher and presentity), because presence is state
+	// and a later change must not be overtaken by an earlier one.
 	// HandleS2S returns the response for a request (its tag is set by the
 	// Server), or nil, in which case a request's response must come later
 	// through Inbound.Reply. in.Record is valid only during the call;
