@@ -20,6 +20,7 @@ func checkAddress(a addr.Address) error {
 // CreateAccount implements store.Accounts. The password is hashed before
 // the write connection is taken, so hashing never holds up other writers.
 func (s *Store) CreateAccount(ctx context.Context, a addr.Address, password string) error {
+	defer s.hot.forget(a)
 	if err := s.createAccount(ctx, a, password); err != nil {
 		return fmt.Errorf("store/sqlite: create account %s: %w", a, err)
 	}
@@ -122,6 +123,7 @@ func (s *Store) setPassword(ctx context.Context, a addr.Address, password string
 // DeleteAccount implements store.Accounts. The account's sessions and
 // offline messages go with it (ON DELETE CASCADE).
 func (s *Store) DeleteAccount(ctx context.Context, a addr.Address) error {
+	defer s.hot.forget(a)
 	res, err := s.w.ExecContext(ctx, `DELETE FROM accounts WHERE domain = ? AND local = ?`, a.Domain(), a.Local())
 	if err == nil {
 		err = mustAffect(res)
@@ -134,11 +136,16 @@ func (s *Store) DeleteAccount(ctx context.Context, a addr.Address) error {
 
 // AccountExists implements store.Accounts.
 func (s *Store) AccountExists(ctx context.Context, a addr.Address) (bool, error) {
+	if exists, ok := s.hot.account(a); ok {
+		return exists, nil
+	}
+	gen := s.hot.generation()
 	var n int
 	err := s.rstmts[rstmtAccountExists].QueryRowContext(ctx, a.Domain(), a.Local()).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("store/sqlite: account exists %s: %w", a, err)
 	}
+	s.hot.putAccount(gen, a, n > 0)
 	return n > 0, nil
 }
 

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/store"
@@ -10,6 +11,7 @@ import (
 
 // AddBlock implements store.Blocks.
 func (s *Store) AddBlock(ctx context.Context, owner addr.Address, pattern string) error {
+	defer s.hot.forget(owner)
 	if err := s.addBlock(ctx, owner, pattern); err != nil {
 		return fmt.Errorf("store/sqlite: block %q for %s: %w", pattern, owner, err)
 	}
@@ -37,6 +39,7 @@ func (s *Store) addBlock(ctx context.Context, owner addr.Address, pattern string
 
 // RemoveBlock implements store.Blocks.
 func (s *Store) RemoveBlock(ctx context.Context, owner addr.Address, pattern string) error {
+	defer s.hot.forget(owner)
 	p, err := store.ParseBlockPattern(pattern)
 	if err == nil {
 		var n int
@@ -62,8 +65,7 @@ func (s *Store) ListBlocks(ctx context.Context, owner addr.Address) ([]string, e
 }
 
 func (s *Store) listBlocks(ctx context.Context, owner addr.Address) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT pattern FROM blocks WHERE account = `+accountOf+` ORDER BY pattern`,
-		owner.Domain(), owner.Local())
+	rows, err := s.rstmts[rstmtListBlocks].QueryContext(ctx, owner.Domain(), owner.Local())
 	if err != nil {
 		return nil, err
 	}
@@ -81,10 +83,14 @@ func (s *Store) listBlocks(ctx context.Context, owner addr.Address) ([]string, e
 
 // IsBlocked implements store.Blocks.
 func (s *Store) IsBlocked(ctx context.Context, owner, a addr.Address) (bool, error) {
-	var blocked bool
-	err := s.rstmts[rstmtIsBlocked].QueryRowContext(ctx, owner.Domain(), owner.Local(), a.String(), "@"+a.Domain()).Scan(&blocked)
-	if err != nil {
-		return false, fmt.Errorf("store/sqlite: is %s blocked by %s: %w", a, owner, err)
+	ps, ok := s.hot.blockList(owner)
+	if !ok {
+		gen := s.hot.generation()
+		var err error
+		if ps, err = s.listBlocks(ctx, owner); err != nil {
+			return false, fmt.Errorf("store/sqlite: is %s blocked by %s: %w", a, owner, err)
+		}
+		s.hot.putBlocks(gen, owner, ps)
 	}
-	return blocked, nil
+	return slices.Contains(ps, a.String()) || slices.Contains(ps, "@"+a.Domain()), nil
 }

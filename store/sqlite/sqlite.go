@@ -52,6 +52,7 @@ type Store struct {
 	r    *sql.DB // the read pool
 	pw   store.PasswordParams
 
+	hot    hotCache                // answers of the reads of every message (cache.go)
 	stmts  [numStmts]*sql.Stmt     // the hot statements, prepared on w
 	rstmts [numReadStmts]*sql.Stmt // the hot queries, prepared on the read pool
 
@@ -229,7 +230,7 @@ type readStmtID int
 const (
 	rstmtAccountExists readStmtID = iota
 	rstmtClaimState
-	rstmtIsBlocked
+	rstmtListBlocks
 	rstmtGetApproval
 	rstmtUserAttrs
 	rstmtSubsOutTo
@@ -239,10 +240,9 @@ const (
 var readStmtSQL = [numReadStmts]string{
 	rstmtAccountExists: `SELECT count(*) FROM accounts WHERE domain = ? AND local = ?`,
 	rstmtClaimState:    `SELECT status, count FROM claims WHERE origin = ? AND id = ?`,
-	rstmtIsBlocked: `SELECT EXISTS (SELECT 1 FROM blocks
-		WHERE account = ` + accountOf + ` AND pattern IN (?, ?))`,
-	rstmtGetApproval: `SELECT state, asked_at FROM approvals WHERE account = ` + accountOf + ` AND watcher = ?`,
-	rstmtUserAttrs:   `SELECT name, value FROM user_attrs WHERE account = ` + accountOf + ` ORDER BY name`,
+	rstmtListBlocks:    `SELECT pattern FROM blocks WHERE account = ` + accountOf + ` ORDER BY pattern`,
+	rstmtGetApproval:   `SELECT state, asked_at FROM approvals WHERE account = ` + accountOf + ` AND watcher = ?`,
+	rstmtUserAttrs:     `SELECT name, value FROM user_attrs WHERE account = ` + accountOf + ` ORDER BY name`,
 	// This one is driven by the addresses given (a JSON array of
 	// [domain, local]), through the accounts' unique index and the
 	// tables' primary keys: CROSS JOIN keeps SQLite from starting with

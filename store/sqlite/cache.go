@@ -1,0 +1,76 @@
+package sqlite
+
+import (
+	"sync"
+
+	"github.com/imxproject/imx/addr"
+)
+
+// hotCache keeps, in memory, the answers of the two reads that every
+// received message makes (AccountExists and IsBlocked), which cost more
+// through database/sql than the message's own write. Only this Store
+// writes the accounts and blocks tables, so it knows when an answer goes
+// stale: every write to them drops what it changed. A read that raced with
+// such a write does not keep its answer (gen).
+type hotCache struct {
+	mu       sync.Mutex
+	gen      uint64                    // bumped by every invalidation
+	accounts map[addr.Address]bool     // account exists
+	blocks   map[addr.Address][]string // an account's block patterns
+}
+
+// maxHotCache bounds each map; a full map starts over.
+const maxHotCache = 100_000
+
+func (c *hotCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *hotCache) account(a addr.Address) (exists, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exists, ok = c.accounts[a]
+	return exists, ok
+}
+
+func (c *hotCache) putAccount(gen uint64, a addr.Address, exists bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.accounts == nil || len(c.accounts) >= maxHotCache {
+		c.accounts = map[addr.Address]bool{}
+	}
+	c.accounts[a] = exists
+}
+
+func (c *hotCache) blockList(owner addr.Address) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps, ok := c.blocks[owner]
+	return ps, ok
+}
+
+func (c *hotCache) putBlocks(gen uint64, owner addr.Address, ps []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.blocks == nil || len(c.blocks) >= maxHotCache {
+		c.blocks = map[addr.Address][]string{}
+	}
+	c.blocks[owner] = ps
+}
+
+// forget drops what the cache holds about a (its existence, its blocks).
+func (c *hotCache) forget(a addr.Address) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.accounts, a)
+	delete(c.blocks, a)
+}
