@@ -26,6 +26,7 @@ func checkApproval(a store.Approval) error {
 
 // SetApproval implements store.Approvals.
 func (s *Store) SetApproval(ctx context.Context, a store.Approval) error {
+	defer s.hot.forgetApproval(a.Presentity, a.Watcher)
 	err := checkApproval(a)
 	if err == nil {
 		var res sql.Result
@@ -46,6 +47,7 @@ func (s *Store) SetApproval(ctx context.Context, a store.Approval) error {
 // RequestApproval implements store.Approvals. The insert and the read are
 // one write transaction, so a decision cannot slip in between.
 func (s *Store) RequestApproval(ctx context.Context, presentity, watcher addr.Address, asked time.Time) (store.Approval, bool, error) {
+	defer s.hot.forgetApproval(presentity, watcher)
 	a, created, err := s.requestApproval(ctx, presentity, watcher, asked)
 	if err != nil {
 		return store.Approval{}, false, fmt.Errorf("store/sqlite: request approval of %s by %s: %w", watcher, presentity, err)
@@ -93,6 +95,24 @@ func (s *Store) requestApproval(ctx context.Context, presentity, watcher addr.Ad
 
 // GetApproval implements store.Approvals.
 func (s *Store) GetApproval(ctx context.Context, presentity, watcher addr.Address) (store.Approval, error) {
+	if c, ok := s.hot.approval(presentity, watcher); ok {
+		if !c.found {
+			return store.Approval{}, fmt.Errorf("store/sqlite: get approval of %s by %s: %w", watcher, presentity, store.ErrNotFound)
+		}
+		return c.a, nil
+	}
+	gen := s.hot.generation()
+	a, err := s.getApproval(ctx, presentity, watcher)
+	switch {
+	case err == nil:
+		s.hot.putApproval(gen, presentity, watcher, cachedApproval{a: a, found: true})
+	case errors.Is(err, store.ErrNotFound):
+		s.hot.putApproval(gen, presentity, watcher, cachedApproval{})
+	}
+	return a, err
+}
+
+func (s *Store) getApproval(ctx context.Context, presentity, watcher addr.Address) (store.Approval, error) {
 	a := store.Approval{Presentity: presentity, Watcher: watcher}
 	var (
 		state string
@@ -111,6 +131,7 @@ func (s *Store) GetApproval(ctx context.Context, presentity, watcher addr.Addres
 
 // DeleteApproval implements store.Approvals.
 func (s *Store) DeleteApproval(ctx context.Context, presentity, watcher addr.Address) error {
+	defer s.hot.forgetApproval(presentity, watcher)
 	res, err := s.w.ExecContext(ctx, `DELETE FROM approvals WHERE account = `+accountOf+` AND watcher = ?`,
 		presentity.Domain(), presentity.Local(), watcher.String())
 	if err == nil {

@@ -4,10 +4,12 @@ import (
 	"sync"
 
 	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/store"
 )
 
-// hotCache keeps, in memory, the answers of the two reads that every
-// received message makes (AccountExists and IsBlocked), which cost more
+// hotCache keeps, in memory, the answers of the reads that every message
+// makes (AccountExists and IsBlocked at the receiving server, GetApproval
+// at the sending one, for the attributes that ride along), which cost more
 // through database/sql than the message's own write. Only this Store
 // writes the accounts and blocks tables, so it knows when an answer goes
 // stale: every write to them drops what it changed. A read that raced with
@@ -17,6 +19,14 @@ type hotCache struct {
 	gen      uint64                    // bumped by every invalidation
 	accounts map[addr.Address]bool     // account exists
 	blocks   map[addr.Address][]string // an account's block patterns
+	// approvals by (presentity, watcher); a missing row is kept as the
+	// zero Approval with found false.
+	approvals map[[2]addr.Address]cachedApproval
+}
+
+type cachedApproval struct {
+	a     store.Approval
+	found bool
 }
 
 // maxHotCache bounds each map; a full map starts over.
@@ -66,11 +76,41 @@ func (c *hotCache) putBlocks(gen uint64, owner addr.Address, ps []string) {
 	c.blocks[owner] = ps
 }
 
-// forget drops what the cache holds about a (its existence, its blocks).
+func (c *hotCache) approval(presentity, watcher addr.Address) (cachedApproval, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.approvals[[2]addr.Address{presentity, watcher}]
+	return a, ok
+}
+
+func (c *hotCache) putApproval(gen uint64, presentity, watcher addr.Address, a cachedApproval) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.approvals == nil || len(c.approvals) >= maxHotCache {
+		c.approvals = map[[2]addr.Address]cachedApproval{}
+	}
+	c.approvals[[2]addr.Address{presentity, watcher}] = a
+}
+
+// forgetApproval drops the cached approval of watcher by presentity.
+func (c *hotCache) forgetApproval(presentity, watcher addr.Address) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.approvals, [2]addr.Address{presentity, watcher})
+}
+
+// forget drops what the cache holds about the account a: its existence,
+// its blocks, and (all of them, for simplicity: accounts come and go
+// rarely) the approvals.
 func (c *hotCache) forget(a addr.Address) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	delete(c.accounts, a)
 	delete(c.blocks, a)
+	clear(c.approvals)
 }

@@ -2,9 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/store"
 )
 
 // TestHotCacheFollowsWrites: the cached answers of AccountExists and
@@ -47,9 +50,39 @@ func TestHotCacheFollowsWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocked(true)
+	approval := func(want store.ApprovalState) {
+		t.Helper()
+		for range 2 {
+			a, err := s.GetApproval(ctx, alice, mallory)
+			switch {
+			case want == "" && !errors.Is(err, store.ErrNotFound):
+				t.Fatalf("GetApproval = %+v, %v; want not found", a, err)
+			case want != "" && (err != nil || a.State != want):
+				t.Fatalf("GetApproval = %+v, %v; want %s", a, err, want)
+			}
+		}
+	}
+	approval("")
+	if _, _, err := s.RequestApproval(ctx, alice, mallory, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	approval(store.ApprovalPending)
+	if err := s.SetApproval(ctx, store.Approval{Presentity: alice, Watcher: mallory, State: store.ApprovalApproved, Asked: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	approval(store.ApprovalApproved)
+	if err := s.DeleteApproval(ctx, alice, mallory); err != nil {
+		t.Fatal(err)
+	}
+	approval("")
+	if err := s.SetApproval(ctx, store.Approval{Presentity: alice, Watcher: mallory, State: store.ApprovalDenied, Asked: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	approval(store.ApprovalDenied)
 	if err := s.DeleteAccount(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
 	exists(false)
 	blocked(false) // the blocks went with the account
+	approval("")   // and so did the approvals
 }
