@@ -238,10 +238,19 @@ func (c *FrameConn) read(p []byte) (int, error) {
 // library, and keeps a larger stack). A FrameConn that the Handler did not
 // make (the Go client's) returns at once.
 func (c *FrameConn) WaitRead() error {
-	if c.in == nil || c.msg != nil || c.readErr != nil || c.wbr.Buffered() > 0 {
+	if c.in == nil || c.msg != nil || c.readErr != nil {
 		return nil
 	}
-	c.reading.Store(true) // Close closes at once, which ends the wait
+	// Close's handshake reads the WebSocket's buffer too: under mu, either
+	// Close has begun (and the next Read reports it), or reading is set
+	// before Close looks, and Close closes at once, which ends the wait.
+	c.mu.Lock()
+	if c.closed || c.wbr.Buffered() > 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	c.reading.Store(true)
+	c.mu.Unlock()
 	err := c.in.wait()
 	c.reading.Store(false)
 	return err
@@ -368,12 +377,13 @@ func (c *FrameConn) Close() error {
 	c.closed = true
 	violation, sentClose := c.violation, c.sentClose
 	c.sentClose = true
+	waiting := c.reading.Load() // a WaitRead that began before Close
 	c.mu.Unlock()
 	defer func() { // stop their timers
 		c.rd.set(time.Time{})
 		c.wd.set(time.Time{})
 	}()
-	if c.reading.Load() {
+	if waiting || c.reading.Load() {
 		return c.ws.CloseNow()
 	}
 	if violation == nil {

@@ -177,6 +177,7 @@ func New(cfg Config) (*Handler, error) {
 		caps:  map[*session][]string{},
 	}
 	h.cfg.Link.FramePerWrite = true
+	h.cfg.Link.SharedFrames = true // client connections are many: no counters of their own
 	h.cfg.Link.IdleTimeout = 0
 	h.cfg.Link.Requests = nil
 	h.cfg.Link.AcceptResponse = nil

@@ -249,7 +249,7 @@ func (s *session) login(r *wire.Login) {
 		resp.Session = grant.Token
 		resp.Expires = uint32(min(max(grant.TTL/time.Second, 0), math.MaxUint32))
 	}
-	s.log = s.log.With("user", user.String(), "session", s.id)
+	s.log = link.WithAttrs(s.log, slog.String("user", user.String()), slog.Any("session", s.id))
 	h.register(s, resp)
 	h.Stats.Logins.Add(1)
 	if h.cfg.OnLogin != nil {

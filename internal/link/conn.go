@@ -131,6 +131,11 @@ type Config struct {
 	// Frames, if set, adds up this connection's frames by record type
 	// with those of the other connections that name it.
 	Frames *FrameCounter
+	// SharedFrames makes the connection count its frames straight into
+	// Frames instead of into counters of its own that Frames adds up:
+	// less memory per connection, for the many connections of clients;
+	// FramesByType then reports nothing for the connection.
+	SharedFrames bool
 	// FramePerWrite makes the writer encode each record into a reusable
 	// buffer and hand it to the connection in one Write call of exactly
 	// that frame, instead of batching frames through a 16 KiB buffered
@@ -245,7 +250,7 @@ type Conn struct {
 
 	// Stats, for metrics.
 	FramesIn, FramesOut atomic.Uint64
-	frames              frameCounts // by record type
+	frames              *frameCounts // by record type: its own, or Frames' shared ones
 }
 
 // States of the writer goroutine (Conn.wstate).
@@ -275,9 +280,14 @@ func newConn(nc net.Conn, cfg Config, initiator bool) *Conn {
 		wdone:     make(chan struct{}),
 		peerMax:   wire.DefaultMaxFrameBody,
 	}
+	if cfg.Frames != nil && cfg.SharedFrames {
+		c.frames = &cfg.Frames.shared
+	} else {
+		c.frames = new(frameCounts)
+	}
 	c.wstate.Store(writerRunning) // no writer before Run
 	c.rw, _ = nc.(ReadWaiter)
-	c.log = cfg.Logger.With("conn", id, "remote", nc.RemoteAddr().String())
+	c.log = WithAttrs(cfg.Logger, slog.Uint64("conn", id), slog.String("remote", nc.RemoteAddr().String()))
 	now := time.Now().UnixNano()
 	c.recvSeen, c.activeSeen = now, now
 	return c
@@ -622,7 +632,7 @@ func (c *Conn) isClosing() bool {
 // writer and closes the socket. It returns Err(). ctx's end closes the
 // connection with CLOSE shutting-down.
 func (c *Conn) Run(ctx context.Context, h Handler) error {
-	if c.cfg.Frames != nil {
+	if c.cfg.Frames != nil && !c.cfg.SharedFrames {
 		c.cfg.Frames.add(c)
 	}
 	c.wstate.Store(writerIdle)
@@ -660,7 +670,7 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 		decoders.Put(c.dec)
 		c.dec = nil
 	}
-	if c.cfg.Frames != nil {
+	if c.cfg.Frames != nil && !c.cfg.SharedFrames {
 		c.cfg.Frames.remove(c)
 	}
 	_ = c.nc.Close()

@@ -52,13 +52,17 @@ type frameCounts struct {
 // FrameCounter adds up the frames, by record type and direction, of every
 // connection whose Config names it: those that ended and those still
 // running. Counting on the hot path touches only the connection's own
-// counters; the FrameCounter reads them when asked. The zero value is ready
-// to use.
+// counters, which the FrameCounter reads when asked; a connection with
+// Config.SharedFrames counts into the FrameCounter's own. The zero value is
+// ready to use.
 type FrameCounter struct {
 	mu   sync.Mutex
 	live map[*Conn]struct{}
 	in   [frameSlots]uint64 // of the connections that ended
 	out  [frameSlots]uint64
+	// shared are counted into directly by the connections whose Config
+	// has SharedFrames.
+	shared frameCounts
 }
 
 func (f *FrameCounter) add(c *Conn) {
@@ -86,6 +90,10 @@ func (f *FrameCounter) remove(c *Conn) {
 func (f *FrameCounter) Each(fn func(t wire.Type, known bool, in, out uint64)) {
 	f.mu.Lock()
 	in, out := f.in, f.out
+	for i := range frameSlots {
+		in[i] += f.shared.in[i].Load()
+		out[i] += f.shared.out[i].Load()
+	}
 	for c := range f.live {
 		for i := range frameSlots {
 			in[i] += c.frames.in[i].Load()
@@ -105,6 +113,9 @@ func (f *FrameCounter) Each(fn func(t wire.Type, known bool, in, out uint64)) {
 // so far for every known record type, and then for the unknown types
 // together (known false).
 func (c *Conn) FramesByType(fn func(t wire.Type, known bool, in, out uint64)) {
+	if c.cfg.Frames != nil && c.cfg.SharedFrames {
+		return // counted with the other connections'
+	}
 	for i := 1; i < frameSlots; i++ {
 		if slotType[i] != 0 {
 			fn(slotType[i], true, c.frames.in[i].Load(), c.frames.out[i].Load())

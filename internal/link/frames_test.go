@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -42,8 +43,14 @@ func TestFrameSlots(t *testing.T) {
 // TestFrameCounter: frames are counted by type on both sides, while the
 // connections run and after they end.
 func TestFrameCounter(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SharedFrames=%v", shared), func(t *testing.T) { testFrameCounter(t, shared) })
+	}
+}
+
+func testFrameCounter(t *testing.T, shared bool) {
 	var fi, fa FrameCounter
-	ini, acc := linkPair(t, Config{Frames: &fi}, Config{Frames: &fa})
+	ini, acc := linkPair(t, Config{Frames: &fi}, Config{Frames: &fa, SharedFrames: shared})
 	got := make(chan struct{}, 3)
 	ea := running(t, acc, func(*Conn, wire.Record) { got <- struct{}{} })
 	ei := running(t, ini, nil)
@@ -79,8 +86,11 @@ func TestFrameCounter(t *testing.T) {
 			perConn = in
 		}
 	})
-	if perConn != 3 {
+	switch {
+	case !shared && perConn != 3:
 		t.Errorf("acceptor connection received %d MESSAGEs, want 3", perConn)
+	case shared && perConn != 0:
+		t.Errorf("a connection counting into shared counters reports %d MESSAGEs of its own", perConn)
 	}
 	ini.Close(wire.StatusOK, "bye")
 	<-ei
