@@ -90,8 +90,21 @@ func BenchmarkAuthPairsPerSecond(b *testing.B) {
 
 // BenchmarkMessageFrames sends MESSAGE frames with 200-byte bodies from
 // alpha to beta through one authenticated connection, in one direction (the
-// handler answers nothing), and reports frames per second.
+// handler answers nothing), and reports frames per second: with the handler
+// on the reader (Config.Inline, the transport's own capacity), and with a
+// goroutine and a copy per record (the default, which a server whose
+// handler waits for its store needs).
 func BenchmarkMessageFrames(b *testing.B) {
+	for _, inline := range []bool{true, false} {
+		name := "concurrent"
+		if inline {
+			name = "inline"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkMessageFrames(b, inline) })
+	}
+}
+
+func benchmarkMessageFrames(b *testing.B, inline bool) {
 	w := imxtest.NewWorld(b)
 	var got atomic.Int64
 	var target atomic.Int64
@@ -102,7 +115,7 @@ func BenchmarkMessageFrames(b *testing.B) {
 			close(all)
 		}
 		return nil
-	})})
+	}), Configure: func(c *s2s.Config) { c.Inline = inline }})
 	_ = beta
 	alpha := w.StartNode(imxtest.NodeConfig{Domains: []string{"alpha.example"}, Configure: func(c *s2s.Config) {
 		c.MaxConnsPerDomain = 1

@@ -261,6 +261,10 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 		return
 	}
 	in := Inbound{From: from, To: to, Record: rec, tag: hd.Tag, node: hd.Node, conn: c}
+	if s.cfg.Inline {
+		s.handle(c, in, hd)
+		return
+	}
 	// The decoder reuses rec once this returns: the goroutines get a
 	// copy. A full set of slots stops the reading (back-pressure).
 	kept, err := wire.Clone(rec)

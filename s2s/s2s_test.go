@@ -749,3 +749,30 @@ func TestPresenceRecordsOrderedPerKey(t *testing.T) {
 		t.Errorf("handled in the order %v", seen)
 	}
 }
+
+// TestInlineHandler: with Config.Inline the records reach the Handler on
+// the reader, in the order they came.
+func TestInlineHandler(t *testing.T) {
+	w := imxtest.NewWorld(t)
+	var mu sync.Mutex
+	var ids []string
+	w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Configure: func(c *s2s.Config) { c.Inline = true },
+		Handler: s2s.HandlerFunc(func(ctx context.Context, in s2s.Inbound) wire.Record {
+			mu.Lock()
+			ids = append(ids, string(in.Record.(*wire.Message).ID))
+			mu.Unlock()
+			return &wire.Result{Code: wire.StatusDelivered, Count: 1}
+		})})
+	alpha := w.StartNode(imxtest.NodeConfig{Domains: []string{"alpha.example"}})
+	var want []string
+	for i := range 20 {
+		id := fmt.Sprint("m", i)
+		want = append(want, id)
+		mustDeliver(t, alpha, "alpha.example", "beta.example", message("alice@alpha.example", "bob@beta.example", id))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Errorf("handled %v, want %v", ids, want)
+	}
+}

@@ -101,6 +101,13 @@ type Config struct {
 	// Handler receives the authorized records; nil answers every request
 	// with unsupported.
 	Handler Handler
+	// Inline runs the Handler on the connection's reader goroutine, one
+	// record at a time in the order they came, without the copy and the
+	// goroutine per record of the default. It suits a Handler that never
+	// blocks (one that counts, or queues the record elsewhere): a Handler
+	// that waits (for a store, a client) would hold up every record behind
+	// it.
+	Inline bool
 	// MaxConcurrent bounds the records of one connection that are being
 	// handled or waiting for the one before them of their key
 	// (asynchronous tagged requests, §4.4.8); when that many are, the

@@ -85,15 +85,17 @@ func (n *node) stop() {
 }
 
 type s2sOpts struct {
-	mode   string
-	window int
-	size   int
+	mode       string
+	concurrent bool
+	window     int
+	size       int
 }
 
 func s2sFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
 	var o s2sOpts
 	fs.StringVar(&o.mode, "mode", "imxd", "imxd: into a real imxd, each MESSAGE answered by RESULT; link: one-way between two s2s nodes inside imxbench")
 	fs.IntVar(&o.window, "window", 512, "-mode imxd: MESSAGE requests in flight")
+	fs.BoolVar(&o.concurrent, "concurrent", false, "-mode link: handle each frame on a goroutine of its own, as imxd does, instead of on the reader")
 	fs.IntVar(&o.size, "size", 200, "body size in bytes")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if o.window < 1 || o.size < 1 {
@@ -259,6 +261,7 @@ func ping(ctx context.Context, n *node, local, remote string) error {
 func runS2SLink(ctx context.Context, c *common, w *world, o *s2sOpts) (*report, error) {
 	var got atomic.Int64
 	dst, err := w.startNode("127.0.0.5", "imx.b.bench", []string{"b.bench"}, func(cfg *s2s.Config) {
+		cfg.Inline = !o.concurrent // the handler only counts: the transport's own capacity
 		cfg.Handler = s2s.HandlerFunc(func(context.Context, s2s.Inbound) wire.Record {
 			got.Add(1)
 			return nil
@@ -306,6 +309,7 @@ func runS2SLink(ctx context.Context, c *common, w *world, o *s2sOpts) (*report, 
 	})
 	r := &report{scenario: "s2s"}
 	r.param("mode", "mode", "link")
+	r.param("concurrent", "a goroutine per frame (-concurrent)", o.concurrent)
 	r.param("size", "body bytes", o.size)
 	r.param("warmup_s", "warm-up", c.warmup.Seconds())
 	r.param("duration_s", "duration", c.duration.Seconds())
