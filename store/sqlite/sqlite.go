@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -16,7 +15,6 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/store"
 )
 
@@ -243,26 +241,14 @@ var readStmtSQL = [numReadStmts]string{
 	rstmtListBlocks:    `SELECT pattern FROM blocks WHERE account = ` + accountOf + ` ORDER BY pattern`,
 	rstmtGetApproval:   `SELECT state, asked_at FROM approvals WHERE account = ` + accountOf + ` AND watcher = ?`,
 	rstmtUserAttrs:     `SELECT name, value FROM user_attrs WHERE account = ` + accountOf + ` ORDER BY name`,
-	// This one is driven by the addresses given (a JSON array of
-	// [domain, local]), through the accounts' unique index and the
-	// tables' primary keys: CROSS JOIN keeps SQLite from starting with
-	// the other address, which may have thousands of rows.
+	// This one is driven by the local parts given (a JSON array, all of
+	// one domain), through the accounts' unique index and the tables'
+	// primary keys: CROSS JOIN keeps SQLite from starting with the
+	// presentity, who may have thousands of watchers.
 	rstmtSubsOutTo: `SELECT ` + subOutColumns + `, coalesce(c.state, '') FROM json_each(?) AS j
-		CROSS JOIN accounts a ON a.domain = j.value ->> 0 AND a.local = j.value ->> 1
+		CROSS JOIN accounts a ON a.domain = ? AND a.local = j.value
 		CROSS JOIN subs_out o ON o.account = a.id AND o.presentity = ?
-		LEFT JOIN contacts c ON c.account = a.id AND c.contact = o.presentity
-		ORDER BY a.local || '@' || a.domain`,
-}
-
-// addrsJSON is addresses as a JSON array of [domain, local] pairs, for
-// json_each.
-func addrsJSON(as []addr.Address) (string, error) {
-	pairs := make([][2]string, len(as))
-	for i, a := range as {
-		pairs[i] = [2]string{a.Domain(), a.Local()}
-	}
-	b, err := json.Marshal(pairs)
-	return string(b), err
+		LEFT JOIN contacts c ON c.account = a.id AND c.contact = o.presentity`,
 }
 
 // dsn is the modernc.org/sqlite data source name of the file at the

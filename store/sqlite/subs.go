@@ -3,8 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imxproject/imx/addr"
@@ -249,21 +252,33 @@ func (s *Store) ListSubsOut(ctx context.Context, watcher addr.Address) ([]store.
 
 // SubsOutTo implements store.SubsOut.
 func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers []addr.Address) ([]store.SubOut, error) {
-	if len(watchers) == 0 {
-		return nil, nil
+	// One query per domain of the watchers (a NOTIFY's share one).
+	byDomain := map[string][]string{}
+	for _, w := range watchers {
+		byDomain[w.Domain()] = append(byDomain[w.Domain()], w.Local())
 	}
-	list, err := addrsJSON(watchers)
 	var subs []store.SubOut
-	if err == nil {
-		var rows *sql.Rows
-		if rows, err = s.rstmts[rstmtSubsOutTo].QueryContext(ctx, list, presentity.String()); err == nil {
-			subs, err = scanSubsOutWith(rows, true)
+	for domain, locals := range byDomain {
+		got, err := s.subsOutTo(ctx, presentity, domain, locals)
+		if err != nil {
+			return nil, fmt.Errorf("store/sqlite: subscriptions of %d watchers to %s: %w", len(watchers), presentity, err)
 		}
+		subs = append(subs, got...)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: subscriptions of %d watchers to %s: %w", len(watchers), presentity, err)
-	}
+	slices.SortFunc(subs, func(a, b store.SubOut) int { return strings.Compare(a.Watcher.String(), b.Watcher.String()) })
 	return subs, nil
+}
+
+func (s *Store) subsOutTo(ctx context.Context, presentity addr.Address, domain string, locals []string) ([]store.SubOut, error) {
+	list, err := json.Marshal(locals)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.rstmts[rstmtSubsOutTo].QueryContext(ctx, string(list), domain, presentity.String())
+	if err != nil {
+		return nil, err
+	}
+	return scanSubsOutWith(rows, true)
 }
 
 // DueSubsOut implements store.SubsOut.
