@@ -231,6 +231,7 @@ type Conn struct {
 	q      []wire.Record
 	qhead  int
 	qspace chan struct{}
+
 	closing  chan struct{} // closed when the connection starts to close
 	done     chan struct{} // closed when the connection has ended
 	closeMu  sync.Mutex
