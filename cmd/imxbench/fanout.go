@@ -292,19 +292,7 @@ func (f *fanWorld) events(i int, cl *client.Client) {
 
 // close logs everybody out.
 func (f *fanWorld) close(conc int) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, conc)
-	for _, cl := range append(f.clients, f.pc) {
-		if cl == nil {
-			continue
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			cl.Close()
-			<-sem
-		})
-	}
-	wg.Wait()
+	closeClients(append(f.clients, f.pc), conc)
 	f.evWG.Wait()
 }
 

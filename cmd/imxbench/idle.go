@@ -70,21 +70,7 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 	// The first session is one of the n: imxd accepts at most
 	// c2s.DefaultMaxConns (10,000) client connections.
 	clients := make([]*client.Client, n-1)
-	defer func() {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, conc)
-		for _, cl := range clients {
-			if cl == nil {
-				continue
-			}
-			sem <- struct{}{}
-			wg.Go(func() {
-				cl.Close()
-				<-sem
-			})
-		}
-		wg.Wait()
-	}()
+	defer closeClients(clients, conc)
 	t0 := time.Now()
 	if err := parallel(ctx, n-1, conc, func(ctx context.Context, i int) error {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -200,4 +186,21 @@ func goMem(ctx context.Context, p *imxdProc) (goMemStats, error) {
 		return goMemStats{}, fmt.Errorf("imxd %s: /metrics lacks the go_memstats figures", p.domain)
 	}
 	return m, nil
+}
+
+// closeClients closes the clients that are not nil, conc at a time.
+func closeClients(clients []*client.Client, conc int) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(conc, 1))
+	for _, cl := range clients {
+		if cl == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			cl.Close()
+			<-sem
+		})
+	}
+	wg.Wait()
 }
