@@ -86,3 +86,63 @@ func TestHotCacheFollowsWrites(t *testing.T) {
 	blocked(false) // the blocks went with the account
 	approval("")   // and so did the approvals
 }
+
+// TestSubsOutCacheFollowsWrites: SubsOutTo, answered from memory after its
+// first call, sees every write to the subscriptions and the contacts.
+func TestSubsOutCacheFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	alice, bob := addr.MustParse("alice@alpha.example"), addr.MustParse("bob@alpha.example")
+	dave := addr.MustParse("dave@beta.example")
+	for _, a := range []addr.Address{alice, bob} {
+		if err := s.CreateAccount(ctx, a, "password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	put := func(w addr.Address, d time.Duration) {
+		t.Helper()
+		if err := s.PutSubOut(ctx, store.SubOut{Watcher: w, Presentity: dave, Expires: t0.Add(d), RenewAt: t0.Add(d / 2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(what string, expect map[addr.Address]time.Duration, contact map[addr.Address]store.ContactState) {
+		t.Helper()
+		got, err := s.SubsOutTo(ctx, dave, []addr.Address{alice, bob})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(expect) {
+			t.Fatalf("%s: %d subscriptions %+v, want %d", what, len(got), got, len(expect))
+		}
+		for _, sub := range got {
+			d, ok := expect[sub.Watcher]
+			if !ok || !sub.Expires.Equal(t0.Add(d)) || sub.Contact != contact[sub.Watcher] {
+				t.Fatalf("%s: %+v, want expiry +%v and contact %q", what, sub, d, contact[sub.Watcher])
+			}
+		}
+	}
+	put(alice, time.Hour)
+	want("first", map[addr.Address]time.Duration{alice: time.Hour}, nil)
+	put(alice, 2*time.Hour) // a renewal, updated in memory
+	want("renewed", map[addr.Address]time.Duration{alice: 2 * time.Hour}, nil)
+	put(bob, time.Hour) // a new one
+	want("bob's", map[addr.Address]time.Duration{alice: 2 * time.Hour, bob: time.Hour}, nil)
+	if err := s.PutContact(ctx, store.Contact{Owner: bob, Contact: dave, State: store.ContactAsked}); err != nil {
+		t.Fatal(err)
+	}
+	want("bob's contact", map[addr.Address]time.Duration{alice: 2 * time.Hour, bob: time.Hour}, map[addr.Address]store.ContactState{bob: store.ContactAsked})
+	if err := s.SetContactState(ctx, bob, dave, store.ContactApproved); err != nil {
+		t.Fatal(err)
+	}
+	put(bob, 3*time.Hour)
+	want("approved", map[addr.Address]time.Duration{alice: 2 * time.Hour, bob: 3 * time.Hour}, map[addr.Address]store.ContactState{bob: store.ContactApproved})
+	if err := s.DeleteSubOut(ctx, alice, dave); err != nil {
+		t.Fatal(err)
+	}
+	want("alice's gone", map[addr.Address]time.Duration{bob: 3 * time.Hour}, map[addr.Address]store.ContactState{bob: store.ContactApproved})
+	if n, err := s.PruneSubsOut(ctx, t0.Add(4*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("PruneSubsOut = %d, %v", n, err)
+	}
+	want("pruned", nil, nil)
+}

@@ -32,6 +32,7 @@ func checkContactState(s store.ContactState) error {
 
 // PutContact implements store.Contacts.
 func (s *Store) PutContact(ctx context.Context, c store.Contact) error {
+	defer s.hot.forgetSubsOut(c.Contact) // they carry the contact's state
 	if err := s.putContact(ctx, c); err != nil {
 		return fmt.Errorf("store/sqlite: put contact %s of %s: %w", c.Contact, c.Owner, err)
 	}
@@ -60,6 +61,7 @@ func (s *Store) putContact(ctx context.Context, c store.Contact) error {
 
 // SetContactState implements store.Contacts.
 func (s *Store) SetContactState(ctx context.Context, owner, contact addr.Address, state store.ContactState) error {
+	defer s.hot.forgetSubsOut(contact)
 	err := checkContactState(state)
 	if err == nil {
 		var res sql.Result
@@ -78,6 +80,7 @@ func (s *Store) SetContactState(ctx context.Context, owner, contact addr.Address
 
 // DeleteContact implements store.Contacts.
 func (s *Store) DeleteContact(ctx context.Context, owner, contact addr.Address) error {
+	defer s.hot.forgetSubsOut(contact)
 	res, err := s.w.ExecContext(ctx, `DELETE FROM contacts WHERE account = `+accountOf+` AND contact = ?`,
 		owner.Domain(), owner.Local(), contact.String())
 	if err == nil {

@@ -14,8 +14,8 @@ import (
 )
 
 func TestSchemaVersion(t *testing.T) {
-	if v := SchemaVersion(); v != 3 {
-		t.Fatalf("SchemaVersion() = %d, want 3", v)
+	if v := SchemaVersion(); v != 4 {
+		t.Fatalf("SchemaVersion() = %d, want 4", v)
 	}
 }
 

@@ -232,6 +232,7 @@ const (
 	rstmtGetApproval
 	rstmtUserAttrs
 	rstmtSubsOutTo
+	rstmtSubsOutOf
 	numReadStmts
 )
 
@@ -249,6 +250,10 @@ var readStmtSQL = [numReadStmts]string{
 		CROSS JOIN accounts a ON a.domain = ? AND a.local = j.value
 		CROSS JOIN subs_out o ON o.account = a.id AND o.presentity = ?
 		LEFT JOIN contacts c ON c.account = a.id AND c.contact = o.presentity`,
+	rstmtSubsOutOf: `SELECT ` + subOutColumns + `, coalesce(c.state, '') FROM subs_out o
+		JOIN accounts a ON a.id = o.account
+		LEFT JOIN contacts c ON c.account = a.id AND c.contact = o.presentity
+		WHERE o.presentity = ? LIMIT ?`,
 }
 
 // dsn is the modernc.org/sqlite data source name of the file at the

@@ -140,9 +140,12 @@ func (s *Store) PruneSubsIn(ctx context.Context, now time.Time) (int, error) {
 
 // PutSubOut implements store.SubsOut.
 func (s *Store) PutSubOut(ctx context.Context, sub store.SubOut) error {
+	sub.Contact = ""
 	if err := s.putSubOut(ctx, sub); err != nil {
+		s.hot.forgetSubsOut(sub.Presentity)
 		return fmt.Errorf("store/sqlite: put subscription of %s to %s: %w", sub.Watcher, sub.Presentity, err)
 	}
+	s.hot.renewSubOut(sub)
 	return nil
 }
 
@@ -184,6 +187,7 @@ func (s *Store) GetSubOut(ctx context.Context, watcher, presentity addr.Address)
 
 // DeleteSubOut implements store.SubsOut.
 func (s *Store) DeleteSubOut(ctx context.Context, watcher, presentity addr.Address) error {
+	defer s.hot.forgetSubsOut(presentity)
 	res, err := s.w.ExecContext(ctx, `DELETE FROM subs_out WHERE account = `+accountOf+` AND presentity = ?`,
 		watcher.Domain(), watcher.Local(), presentity.String())
 	if err == nil {
@@ -251,7 +255,66 @@ func (s *Store) ListSubsOut(ctx context.Context, watcher addr.Address) ([]store.
 }
 
 // SubsOutTo implements store.SubsOut.
+//
+// The subscriptions to a presentity are read whole into memory at the
+// first call (one pass through an index; many NOTIFYs about one
+// presentity then cost no query), kept up to date by the writes of this
+// Store, and read again after the writes that drop them.
 func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers []addr.Address) ([]store.SubOut, error) {
+	if len(watchers) == 0 {
+		return nil, nil
+	}
+	m, ok := s.hot.subsOutOf(presentity)
+	if !ok {
+		mine, wait := s.hot.startLoad(presentity)
+		if mine {
+			gen := s.hot.generation()
+			subs, err := s.loadSubsOut(ctx, presentity)
+			s.hot.endLoad(gen, presentity, subs, err == nil)
+			if err == nil && len(subs) <= maxCachedSubsOut {
+				m, ok = make(map[addr.Address]store.SubOut, len(subs)), true
+				for _, sub := range subs {
+					m[sub.Watcher] = sub
+				}
+			}
+		} else {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			m, ok = s.hot.subsOutOf(presentity)
+		}
+	}
+	if !ok {
+		return s.querySubsOutTo(ctx, presentity, watchers)
+	}
+	var out []store.SubOut
+	for _, w := range watchers {
+		if sub, held := m[w]; held {
+			out = append(out, sub)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.SubOut) int { return strings.Compare(a.Watcher.String(), b.Watcher.String()) })
+	return out, nil
+}
+
+// loadSubsOut reads every subscription to presentity, with the contact
+// states, up to one more than maxCachedSubsOut.
+func (s *Store) loadSubsOut(ctx context.Context, presentity addr.Address) ([]store.SubOut, error) {
+	rows, err := s.rstmts[rstmtSubsOutOf].QueryContext(ctx, presentity.String(), maxCachedSubsOut+1)
+	var subs []store.SubOut
+	if err == nil {
+		subs, err = scanSubsOutWith(rows, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: subscriptions to %s: %w", presentity, err)
+	}
+	return subs, nil
+}
+
+// querySubsOutTo is SubsOutTo without the cache.
+func (s *Store) querySubsOutTo(ctx context.Context, presentity addr.Address, watchers []addr.Address) ([]store.SubOut, error) {
 	// One query per domain of the watchers (a NOTIFY's share one).
 	byDomain := map[string][]string{}
 	for _, w := range watchers {
@@ -301,6 +364,9 @@ func (s *Store) DueSubsOut(ctx context.Context, now time.Time, limit int) ([]sto
 func (s *Store) PruneSubsOut(ctx context.Context, now time.Time) (int, error) {
 	n, err := s.prune(ctx, `DELETE FROM subs_out WHERE rowid IN
 		(SELECT rowid FROM subs_out WHERE expires <= ? LIMIT ?)`, micro(now))
+	if n > 0 || err != nil {
+		s.hot.forgetAllSubsOut()
+	}
 	if err != nil {
 		return n, fmt.Errorf("store/sqlite: prune held subscriptions: %w", err)
 	}
