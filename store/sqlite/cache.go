@@ -27,6 +27,7 @@ type hotCache struct {
 	// hold to it, each with its contact state (SubsOutTo); subsOutRows
 	// counts their rows, bounded by maxCachedSubsOut. loading has a
 	// channel per presentity being loaded, closed when it is.
+	in          subsInCache // cachein.go
 	subsOut     map[addr.Address]map[addr.Address]store.SubOut
 	subsOutRows int
 	loading     map[addr.Address]chan struct{}
@@ -213,4 +214,5 @@ func (c *hotCache) forget(a addr.Address) {
 	delete(c.blocks, a)
 	clear(c.approvals)
 	c.subsOut, c.subsOutRows = nil, 0
+	c.in.rows, c.in.n = nil, 0
 }

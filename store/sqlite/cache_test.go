@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -145,4 +146,58 @@ func TestSubsOutCacheFollowsWrites(t *testing.T) {
 		t.Fatalf("PruneSubsOut = %d, %v", n, err)
 	}
 	want("pruned", nil, nil)
+}
+
+// TestSubsInCacheFollowsWrites: ActiveSubsIn, answered from memory after its
+// first call, sees every write to the granted subscriptions.
+func TestSubsInCacheFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	alice := addr.MustParse("alice@alpha.example")
+	if err := s.CreateAccount(ctx, alice, "password"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := func(s string) addr.Address { return addr.MustParse(s) }
+	put := func(watcher string, d time.Duration, active bool) {
+		t.Helper()
+		if err := s.PutSubIn(ctx, store.SubIn{Presentity: alice, Watcher: w(watcher), Expires: t0.Add(d), Active: active}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(what string, at time.Duration, expect ...string) {
+		t.Helper()
+		for range 2 { // from the database or a fresh load, then from memory
+			got, err := s.ActiveSubsIn(ctx, alice, t0.Add(at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, sub := range got {
+				names = append(names, sub.Watcher.String())
+			}
+			if fmt.Sprint(names) != fmt.Sprint(expect) {
+				t.Fatalf("%s: %v, want %v", what, names, expect)
+			}
+		}
+	}
+	put("x@gamma.example", time.Hour, true)
+	put("b@beta.example", time.Hour, true)
+	want("first", 0, "b@beta.example", "x@gamma.example")
+	put("a@beta.example", time.Hour, false) // pending: not active
+	want("pending one", 0, "b@beta.example", "x@gamma.example")
+	if err := s.SetSubInActive(ctx, alice, w("a@beta.example"), true); err != nil {
+		t.Fatal(err)
+	}
+	want("approved", 0, "a@beta.example", "b@beta.example", "x@gamma.example")
+	put("b@beta.example", 3*time.Hour, true) // a renewal, updated in memory
+	want("after 2h", 2*time.Hour, "b@beta.example")
+	if err := s.DeleteSubIn(ctx, alice, w("b@beta.example")); err != nil {
+		t.Fatal(err)
+	}
+	want("b gone", 0, "a@beta.example", "x@gamma.example")
+	if n, err := s.PruneSubsIn(ctx, t0.Add(2*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("PruneSubsIn = %d, %v", n, err)
+	}
+	want("pruned", 0)
 }

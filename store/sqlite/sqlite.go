@@ -233,6 +233,7 @@ const (
 	rstmtUserAttrs
 	rstmtSubsOutTo
 	rstmtSubsOutOf
+	rstmtSubsInOf
 	numReadStmts
 )
 
@@ -254,6 +255,8 @@ var readStmtSQL = [numReadStmts]string{
 		JOIN accounts a ON a.id = o.account
 		LEFT JOIN contacts c ON c.account = a.id AND c.contact = o.presentity
 		WHERE o.presentity = ? LIMIT ?`,
+	rstmtSubsInOf: `SELECT watcher_domain, watcher_local, expires, active FROM subs_in
+		WHERE account = ` + accountOf + ` ORDER BY watcher_domain, watcher_local LIMIT ?`,
 }
 
 // dsn is the modernc.org/sqlite data source name of the file at the

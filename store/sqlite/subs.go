@@ -19,8 +19,10 @@ import (
 // PutSubIn implements store.SubsIn.
 func (s *Store) PutSubIn(ctx context.Context, sub store.SubIn) error {
 	if err := s.putSubIn(ctx, sub); err != nil {
+		s.hot.forgetSubsIn(sub.Presentity)
 		return fmt.Errorf("store/sqlite: put subscription of %s to %s: %w", sub.Watcher, sub.Presentity, err)
 	}
+	s.hot.putSubIn(sub)
 	return nil
 }
 
@@ -45,6 +47,7 @@ func (s *Store) putSubIn(ctx context.Context, sub store.SubIn) error {
 
 // SetSubInActive implements store.SubsIn.
 func (s *Store) SetSubInActive(ctx context.Context, presentity, watcher addr.Address, active bool) error {
+	defer s.hot.forgetSubsIn(presentity)
 	res, err := s.w.ExecContext(ctx, `UPDATE subs_in SET active = ?
 		WHERE account = `+accountOf+` AND watcher_domain = ? AND watcher_local = ?`,
 		active, presentity.Domain(), presentity.Local(), watcher.Domain(), watcher.Local())
@@ -76,6 +79,7 @@ func (s *Store) GetSubIn(ctx context.Context, presentity, watcher addr.Address) 
 
 // DeleteSubIn implements store.SubsIn.
 func (s *Store) DeleteSubIn(ctx context.Context, presentity, watcher addr.Address) error {
+	defer s.hot.forgetSubsIn(presentity)
 	res, err := s.w.ExecContext(ctx, `DELETE FROM subs_in
 		WHERE account = `+accountOf+` AND watcher_domain = ? AND watcher_local = ?`,
 		presentity.Domain(), presentity.Local(), watcher.Domain(), watcher.Local())
@@ -91,10 +95,70 @@ func (s *Store) DeleteSubIn(ctx context.Context, presentity, watcher addr.Addres
 // ActiveSubsIn implements store.SubsIn. The primary key orders the rows of
 // a presentity by watcher domain and local part, so the query sorts
 // nothing.
+//
+// The subscriptions to a presentity are read whole into memory at the
+// first call (see subsInCache), so that a change of presence of a user
+// with many watchers does not read them all again.
 func (s *Store) ActiveSubsIn(ctx context.Context, presentity addr.Address, now time.Time) ([]store.SubIn, error) {
-	subs, err := s.activeSubsIn(ctx, presentity, now)
+	all, ok := s.hot.subsInOf(presentity)
+	if !ok {
+		mine, wait := s.hot.startLoadIn(presentity)
+		if mine {
+			gen := s.hot.generation()
+			subs, err := s.loadSubsIn(ctx, presentity)
+			s.hot.endLoadIn(gen, presentity, subs, err == nil)
+			all, ok = subs, err == nil && len(subs) <= maxCachedSubsOut
+		} else {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			all, ok = s.hot.subsInOf(presentity)
+		}
+	}
+	if !ok {
+		subs, err := s.activeSubsIn(ctx, presentity, now)
+		if err != nil {
+			return nil, fmt.Errorf("store/sqlite: active subscriptions to %s: %w", presentity, err)
+		}
+		return subs, nil
+	}
+	var out []store.SubIn
+	for _, sub := range all {
+		if sub.Active && sub.Expires.After(now) {
+			out = append(out, sub)
+		}
+	}
+	return out, nil
+}
+
+// loadSubsIn reads every subscription to presentity, active or not, in
+// key order, up to one more than maxCachedSubsOut.
+func (s *Store) loadSubsIn(ctx context.Context, presentity addr.Address) ([]store.SubIn, error) {
+	rows, err := s.rstmts[rstmtSubsInOf].QueryContext(ctx, presentity.Domain(), presentity.Local(), maxCachedSubsOut+1)
 	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: active subscriptions to %s: %w", presentity, err)
+		return nil, fmt.Errorf("store/sqlite: subscriptions to %s: %w", presentity, err)
+	}
+	defer rows.Close()
+	var subs []store.SubIn
+	for rows.Next() {
+		var (
+			domain, local string
+			expires       int64
+			active        bool
+		)
+		if err := rows.Scan(&domain, &local, &expires, &active); err != nil {
+			return nil, err
+		}
+		w, err := parseStored("watcher", local+"@"+domain)
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, store.SubIn{Presentity: presentity, Watcher: w, Expires: fromMicro(expires), Active: active})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store/sqlite: subscriptions to %s: %w", presentity, err)
 	}
 	return subs, nil
 }
@@ -130,6 +194,9 @@ func (s *Store) activeSubsIn(ctx context.Context, presentity addr.Address, now t
 func (s *Store) PruneSubsIn(ctx context.Context, now time.Time) (int, error) {
 	n, err := s.prune(ctx, `DELETE FROM subs_in WHERE rowid IN
 		(SELECT rowid FROM subs_in WHERE expires <= ? LIMIT ?)`, micro(now))
+	if n > 0 || err != nil {
+		s.hot.forgetAllSubsIn()
+	}
 	if err != nil {
 		return n, fmt.Errorf("store/sqlite: prune granted subscriptions: %w", err)
 	}
