@@ -108,12 +108,24 @@ func (c *hotCache) putApproval(gen uint64, presentity, watcher addr.Address, a c
 	c.approvals[[2]addr.Address{presentity, watcher}] = a
 }
 
-// subsOutOf returns the cached subscriptions to presentity.
-func (c *hotCache) subsOutOf(presentity addr.Address) (map[addr.Address]store.SubOut, bool) {
+// pickSubsOut returns the cached subscriptions to presentity of those of
+// watchers that hold one (in the order of watchers), and whether the
+// cache holds presentity's at all. The maps are changed in place
+// (renewSubOut), so they are read only under the lock.
+func (c *hotCache) pickSubsOut(presentity addr.Address, watchers []addr.Address) ([]store.SubOut, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m, ok := c.subsOut[presentity]
-	return m, ok
+	if !ok {
+		return nil, false
+	}
+	var out []store.SubOut
+	for _, w := range watchers {
+		if sub, held := m[w]; held {
+			out = append(out, sub)
+		}
+	}
+	return out, true
 }
 
 // startLoad reports whether the caller should load presentity's

@@ -201,3 +201,63 @@ func TestSubsInCacheFollowsWrites(t *testing.T) {
 	}
 	want("pruned", 0)
 }
+
+// TestSubsCachesConcurrent: lookups while renewals update the cached
+// subscriptions in place (run with -race).
+func TestSubsCachesConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	alice := addr.MustParse("alice@alpha.example")
+	dave := addr.MustParse("dave@beta.example")
+	if err := s.CreateAccount(ctx, alice, "password"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	renew := func(i int) error {
+		d := time.Duration(i+1) * time.Minute
+		if err := s.PutSubOut(ctx, store.SubOut{Watcher: alice, Presentity: dave, Expires: t0.Add(d), RenewAt: t0.Add(d / 2)}); err != nil {
+			return err
+		}
+		return s.PutSubIn(ctx, store.SubIn{Presentity: alice, Watcher: dave, Expires: t0.Add(d), Active: true})
+	}
+	if err := renew(0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			if err := renew(i); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				if got, err := s.SubsOutTo(ctx, dave, []addr.Address{alice}); err != nil || len(got) != 1 {
+					errs <- fmt.Errorf("SubsOutTo = %v, %v", got, err)
+					return
+				}
+				if got, err := s.ActiveSubsIn(ctx, alice, t0); err != nil || len(got) != 1 {
+					errs <- fmt.Errorf("ActiveSubsIn = %v, %v", got, err)
+					return
+				}
+			}
+		}()
+	}
+	<-done
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -331,7 +331,7 @@ func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers
 	if len(watchers) == 0 {
 		return nil, nil
 	}
-	m, ok := s.hot.subsOutOf(presentity)
+	out, ok := s.hot.pickSubsOut(presentity, watchers)
 	if !ok {
 		mine, wait := s.hot.startLoad(presentity)
 		if mine {
@@ -339,9 +339,15 @@ func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers
 			subs, err := s.loadSubsOut(ctx, presentity)
 			s.hot.endLoad(gen, presentity, subs, err == nil)
 			if err == nil && len(subs) <= maxCachedSubsOut {
-				m, ok = make(map[addr.Address]store.SubOut, len(subs)), true
+				m := make(map[addr.Address]store.SubOut, len(subs))
 				for _, sub := range subs {
 					m[sub.Watcher] = sub
+				}
+				out, ok = nil, true
+				for _, w := range watchers {
+					if sub, held := m[w]; held {
+						out = append(out, sub)
+					}
 				}
 			}
 		} else {
@@ -350,17 +356,11 @@ func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			m, ok = s.hot.subsOutOf(presentity)
+			out, ok = s.hot.pickSubsOut(presentity, watchers)
 		}
 	}
 	if !ok {
 		return s.querySubsOutTo(ctx, presentity, watchers)
-	}
-	var out []store.SubOut
-	for _, w := range watchers {
-		if sub, held := m[w]; held {
-			out = append(out, sub)
-		}
 	}
 	slices.SortFunc(out, func(a, b store.SubOut) int { return strings.Compare(a.Watcher.String(), b.Watcher.String()) })
 	return out, nil
