@@ -100,43 +100,37 @@ func (s *Store) DeleteSubIn(ctx context.Context, presentity, watcher addr.Addres
 // first call (see subsInCache), so that a change of presence of a user
 // with many watchers does not read them all again.
 func (s *Store) ActiveSubsIn(ctx context.Context, presentity addr.Address, now time.Time) ([]store.SubIn, error) {
-	all, ok := s.hot.subsInOf(presentity)
-	if !ok {
-		mine, wait := s.hot.startLoadIn(presentity)
-		if mine {
-			gen := s.hot.generation()
-			subs, err := s.loadSubsIn(ctx, presentity)
-			s.hot.endLoadIn(gen, presentity, subs, err == nil)
-			all, ok = subs, err == nil && len(subs) <= maxCachedSubsOut
-		} else {
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				return nil, ctx.Err()
+	load := func() ([]store.SubIn, int, error) {
+		subs, err := s.loadSubsIn(ctx, presentity)
+		return subs, len(subs), err
+	}
+	active := func(all []store.SubIn) []store.SubIn {
+		var out []store.SubIn
+		for _, sub := range all {
+			if sub.Active && sub.Expires.After(now) {
+				out = append(out, sub)
 			}
-			all, ok = s.hot.subsInOf(presentity)
 		}
+		return out
 	}
-	if !ok {
-		subs, err := s.activeSubsIn(ctx, presentity, now)
-		if err != nil {
-			return nil, fmt.Errorf("store/sqlite: active subscriptions to %s: %w", presentity, err)
-		}
-		return subs, nil
+	out, ok, err := lookup(ctx, &s.hot, &s.hot.subsIn, presentity, load, active)
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		return out, nil
 	}
-	var out []store.SubIn
-	for _, sub := range all {
-		if sub.Active && sub.Expires.After(now) {
-			out = append(out, sub)
-		}
+	subs, err := s.activeSubsIn(ctx, presentity, now)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: active subscriptions to %s: %w", presentity, err)
 	}
-	return out, nil
+	return subs, nil
 }
 
 // loadSubsIn reads every subscription to presentity, active or not, in
-// key order, up to one more than maxCachedSubsOut.
+// key order, up to one more than maxCachedRows.
 func (s *Store) loadSubsIn(ctx context.Context, presentity addr.Address) ([]store.SubIn, error) {
-	rows, err := s.rstmts[rstmtSubsInOf].QueryContext(ctx, presentity.Domain(), presentity.Local(), maxCachedSubsOut+1)
+	rows, err := s.rstmts[rstmtSubsInOf].QueryContext(ctx, presentity.Domain(), presentity.Local(), maxCachedRows+1)
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: subscriptions to %s: %w", presentity, err)
 	}
@@ -331,35 +325,28 @@ func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers
 	if len(watchers) == 0 {
 		return nil, nil
 	}
-	out, ok := s.hot.pickSubsOut(presentity, watchers)
-	if !ok {
-		mine, wait := s.hot.startLoad(presentity)
-		if mine {
-			gen := s.hot.generation()
-			subs, err := s.loadSubsOut(ctx, presentity)
-			s.hot.endLoad(gen, presentity, subs, err == nil)
-			if err == nil && len(subs) <= maxCachedSubsOut {
-				m := make(map[addr.Address]store.SubOut, len(subs))
-				for _, sub := range subs {
-					m[sub.Watcher] = sub
-				}
-				out, ok = nil, true
-				for _, w := range watchers {
-					if sub, held := m[w]; held {
-						out = append(out, sub)
-					}
-				}
-			}
-		} else {
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			out, ok = s.hot.pickSubsOut(presentity, watchers)
+	load := func() (map[addr.Address]store.SubOut, int, error) {
+		subs, err := s.loadSubsOut(ctx, presentity)
+		m := make(map[addr.Address]store.SubOut, len(subs))
+		for _, sub := range subs {
+			m[sub.Watcher] = sub
 		}
+		return m, len(subs), err
 	}
-	if !ok {
+	pick := func(m map[addr.Address]store.SubOut) []store.SubOut {
+		var out []store.SubOut
+		for _, w := range watchers {
+			if sub, held := m[w]; held {
+				out = append(out, sub)
+			}
+		}
+		return out
+	}
+	out, ok, err := lookup(ctx, &s.hot, &s.hot.subsOut, presentity, load, pick)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
 		return s.querySubsOutTo(ctx, presentity, watchers)
 	}
 	slices.SortFunc(out, func(a, b store.SubOut) int { return strings.Compare(a.Watcher.String(), b.Watcher.String()) })
@@ -367,9 +354,9 @@ func (s *Store) SubsOutTo(ctx context.Context, presentity addr.Address, watchers
 }
 
 // loadSubsOut reads every subscription to presentity, with the contact
-// states, up to one more than maxCachedSubsOut.
+// states, up to one more than maxCachedRows.
 func (s *Store) loadSubsOut(ctx context.Context, presentity addr.Address) ([]store.SubOut, error) {
-	rows, err := s.rstmts[rstmtSubsOutOf].QueryContext(ctx, presentity.String(), maxCachedSubsOut+1)
+	rows, err := s.rstmts[rstmtSubsOutOf].QueryContext(ctx, presentity.String(), maxCachedRows+1)
 	var subs []store.SubOut
 	if err == nil {
 		subs, err = scanSubsOutWith(rows, true)
