@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -649,45 +648,15 @@ func framesOf(ctx context.Context, w *world, procs ...*imxdProc) ([]frames, erro
 }
 
 func scrapeFrames(ctx context.Context, w *world, p *imxdProc) (frames, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/metrics", nil)
-	resp, err := w.http.Do(req)
+	mfs, err := scrape(ctx, w, p)
 	if err != nil {
-		return nil, fmt.Errorf("metrics of %s: %w", p.domain, err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("metrics of %s: %s", p.domain, resp.Status)
-	}
-	return parseFrames(resp.Body)
-}
-
-// parseFrames reads the imx_frames_total lines of a Prometheus text
-// exposition.
-func parseFrames(r io.Reader) (frames, error) {
 	m := frames{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "imx_frames_total{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(line, "} ")
-		if !ok {
-			continue
-		}
-		l := map[string]string{}
-		for _, kv := range strings.Split(labels, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			l[k] = strings.Trim(v, `"`)
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return nil, fmt.Errorf("imx_frames_total: %q: %w", value, err)
-		}
-		m[l["kind"]+" "+l["direction"]+" "+l["type"]] += v
+	for _, x := range mfs["imx_frames_total"].GetMetric() {
+		m[label(x, "kind")+" "+label(x, "direction")+" "+label(x, "type")] += value(x)
 	}
-	return m, sc.Err()
+	return m, nil
 }
 
 // startProfiles asks each imxd for a CPU profile of secs seconds

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,7 +54,7 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 	if err := sleepCtx(ctx, c.warmup); err != nil {
 		return nil, err
 	}
-	mem0, err := goMem(ctx, p)
+	mem0, err := goMem(ctx, w, p)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +96,7 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 	if err := sleepCtx(ctx, c.duration); err != nil {
 		return nil, err
 	}
-	mem1, err := goMem(ctx, p)
+	mem1, err := goMem(ctx, w, p)
 	if err != nil {
 		return nil, err
 	}
@@ -143,47 +141,35 @@ type goMemStats struct{ heap, stack, idle, released float64 }
 // goMem forces a garbage collection in imxd (through its pprof endpoint,
 // which imxbench's configuration turns on) and reads the runtime's memory
 // figures from its /metrics.
-func goMem(ctx context.Context, p *imxdProc) (goMemStats, error) {
-	get := func(path string) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-		}
-		return io.ReadAll(resp.Body)
-	}
-	if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
-		return goMemStats{}, fmt.Errorf("imxd %s: %w", p.domain, err)
-	}
-	b, err := get("/metrics")
+func goMem(ctx context.Context, w *world, p *imxdProc) (goMemStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/debug/pprof/heap?gc=1", nil)
+	resp, err := w.http.Do(req)
 	if err != nil {
 		return goMemStats{}, fmt.Errorf("imxd %s: %w", p.domain, err)
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return goMemStats{}, fmt.Errorf("imxd %s: GET /debug/pprof/heap: %s", p.domain, resp.Status)
+	}
+	mfs, err := scrape(ctx, w, p)
+	if err != nil {
+		return goMemStats{}, err
+	}
 	var m goMemStats
-	want := map[string]*float64{
+	for name, dst := range map[string]*float64{
 		"go_memstats_heap_inuse_bytes":    &m.heap,
 		"go_memstats_stack_inuse_bytes":   &m.stack,
 		"go_memstats_heap_idle_bytes":     &m.idle,
 		"go_memstats_heap_released_bytes": &m.released,
-	}
-	found := 0
-	for line := range strings.SplitSeq(string(b), "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if dst := want[name]; ok && dst != nil {
-			if *dst, err = strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
-				return goMemStats{}, fmt.Errorf("imxd %s: %s: %w", p.domain, name, err)
-			}
-			found++
+	} {
+		ms := mfs[name].GetMetric()
+		if len(ms) != 1 {
+			return goMemStats{}, fmt.Errorf("imxd %s: /metrics lacks %s", p.domain, name)
 		}
-	}
-	if found != len(want) {
-		return goMemStats{}, fmt.Errorf("imxd %s: /metrics lacks the go_memstats figures", p.domain)
+		*dst = value(ms[0])
 	}
 	return m, nil
 }
