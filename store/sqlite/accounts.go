@@ -123,7 +123,7 @@ func (s *Store) setPassword(ctx context.Context, a addr.Address, password string
 // DeleteAccount implements store.Accounts. The account's sessions and
 // offline messages go with it (ON DELETE CASCADE).
 func (s *Store) DeleteAccount(ctx context.Context, a addr.Address) error {
-	defer s.hot.forget(a)
+	defer s.hot.forgetDeleted(a)
 	res, err := s.w.ExecContext(ctx, `DELETE FROM accounts WHERE domain = ? AND local = ?`, a.Domain(), a.Local())
 	if err == nil {
 		err = mustAffect(res)

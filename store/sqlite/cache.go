@@ -110,10 +110,21 @@ func (c *hotCache) forgetApproval(presentity, watcher addr.Address) {
 	delete(c.approvals, [2]addr.Address{presentity, watcher})
 }
 
-// forget drops what the cache holds about the account a: its existence,
-// its blocks, and (all of them, for simplicity: accounts come and go
-// rarely) the approvals and subscriptions.
+// forget drops what the cache holds about the account a itself: its
+// existence and its blocks (a new account, a changed block list).
 func (c *hotCache) forget(a addr.Address) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.accounts, a)
+	delete(c.blocks, a)
+}
+
+// forgetDeleted drops what the deletion of the account a changed: its
+// existence and blocks, and, since its rows of every table go with it,
+// the approvals and subscriptions (all of them, for simplicity: accounts
+// are deleted rarely).
+func (c *hotCache) forgetDeleted(a addr.Address) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
