@@ -124,61 +124,20 @@ func TestSpooferRefused(t *testing.T) {
 	}
 }
 
-// rawConn is a hand-driven server connection to a node, for sending what a
-// correct server never would.
-type rawConn struct {
-	t  *testing.T
-	nc net.Conn
-	w  *bufio.Writer
-	rd *wire.Reader
-}
+// rawConn is imxtest's hand-driven connection, whose reads skip the
+// keepalive PINGs.
+type rawConn struct{ *imxtest.RawConn }
 
 func dialRaw(t *testing.T, n *imxtest.Node) *rawConn {
 	t.Helper()
-	nc, err := net.Dial("tcp", n.Addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	r := &rawConn{t: t, nc: nc, w: bufio.NewWriter(nc), rd: wire.NewReader(nc, 0)}
-	r.send(&wire.Hello{Head: wire.Head{Tag: 1}, MinVersion: 1, MaxVersion: 1, Capabilities: []string{"dialback"}})
-	if rec := r.recv(); rec.Type() != wire.TypeHello {
-		t.Fatalf("handshake: %#v", rec)
-	}
-	return r
+	r := imxtest.DialRaw(t, n.Addr.String())
+	r.SkipPings = true
+	return &rawConn{r}
 }
 
-func (r *rawConn) send(rec wire.Record) {
-	r.t.Helper()
-	if err := wire.WriteRecord(r.w, rec); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.w.Flush(); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *rawConn) recv() wire.Record {
-	r.t.Helper()
-	_ = r.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		rec, err := r.rd.ReadRecord()
-		if err != nil {
-			r.t.Fatalf("read: %v", err)
-		}
-		if _, ping := rec.(*wire.Ping); !ping {
-			return rec
-		}
-	}
-}
-
-func (r *rawConn) expectResult(tag uint32, want wire.Status) {
-	r.t.Helper()
-	rec := r.recv()
-	if res, ok := rec.(*wire.Result); !ok || res.Tag != tag || res.Code != want {
-		r.t.Fatalf("got %#v, want RESULT %v for tag %d", rec, want, tag)
-	}
-}
+func (r *rawConn) send(rec wire.Record)                      { r.Send(rec) }
+func (r *rawConn) recv() wire.Record                         { return r.Recv() }
+func (r *rawConn) expectResult(tag uint32, want wire.Status) { r.ExpectResult(tag, want) }
 
 // TestDataBeforeAuthRefused: records on a connection that has not
 // authenticated their pair are refused, however they are dressed up.
@@ -564,10 +523,10 @@ func startRawDomain(t *testing.T, w *imxtest.World, domain string) *rawDomain {
 			mu.Unlock()
 			wg.Go(func() {
 				defer nc.Close()
-				r := &rawConn{t: t, nc: nc, w: bufio.NewWriter(nc), rd: wire.NewReader(nc, 0)}
+				bw, in := bufio.NewWriter(nc), wire.NewReader(nc, 0)
 				for {
 					_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-					rec, err := r.rd.ReadRecord()
+					rec, err := in.ReadRecord()
 					if err != nil {
 						return
 					}
@@ -583,7 +542,7 @@ func startRawDomain(t *testing.T, w *imxtest.World, domain string) *rawDomain {
 					default:
 						continue
 					}
-					if wire.WriteRecord(r.w, out) != nil || r.w.Flush() != nil {
+					if wire.WriteRecord(bw, out) != nil || bw.Flush() != nil {
 						return
 					}
 				}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -392,9 +391,9 @@ func TestSection6221Attacks(t *testing.T) {
 		f := newFederation(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		thief := dialRaw(t, f.beta.Addr("server").String())
-		thief.send(&wire.DBToken{Head: wire.Head{Tag: 5}, From: "alpha.example", To: "beta.example", Token: []byte("not alpha's token")})
-		rec := thief.recv()
+		thief := imxtest.DialRaw(t, f.beta.Addr("server").String())
+		thief.Send(&wire.DBToken{Head: wire.Head{Tag: 5}, From: "alpha.example", To: "beta.example", Token: []byte("not alpha's token")})
+		rec := thief.Recv()
 		if o, ok := rec.(*wire.DBOutcome); !ok || o.Tag != 5 || o.Code == wire.StatusOK {
 			t.Fatalf("thief's dial-back: %#v, want a failed DB-OUTCOME", rec)
 		}
@@ -413,9 +412,9 @@ func TestSection6221Attacks(t *testing.T) {
 		f.beta.presence.Wait()
 		// PING: beta answers it on the thief's connection after anything
 		// it had sent there before.
-		thief.send(&wire.Ping{Head: wire.Head{Tag: 77}})
+		thief.Send(&wire.Ping{Head: wire.Head{Tag: 77}})
 		for {
-			rec := thief.recv()
+			rec := thief.Recv()
 			if p, ok := rec.(*wire.Pong); ok && p.Tag == 77 {
 				break
 			}
@@ -428,50 +427,6 @@ func TestSection6221Attacks(t *testing.T) {
 			t.Error("beta counted no failed dial-back")
 		}
 	})
-}
-
-// rawConn is a hand-driven server connection, for sending what a correct
-// server never would.
-type rawConn struct {
-	t  *testing.T
-	nc net.Conn
-	w  *bufio.Writer
-	rd *wire.Reader
-}
-
-func dialRaw(t *testing.T, address string) *rawConn {
-	t.Helper()
-	nc, err := net.Dial("tcp", address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	r := &rawConn{t: t, nc: nc, w: bufio.NewWriter(nc), rd: wire.NewReader(nc, 0)}
-	r.send(&wire.Hello{Head: wire.Head{Tag: 1}, MinVersion: 1, MaxVersion: 1, Capabilities: []string{"dialback"}})
-	if rec := r.recv(); rec.Type() != wire.TypeHello {
-		t.Fatalf("handshake: %#v", rec)
-	}
-	return r
-}
-
-func (r *rawConn) send(rec wire.Record) {
-	r.t.Helper()
-	if err := wire.WriteRecord(r.w, rec); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.w.Flush(); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *rawConn) recv() wire.Record {
-	r.t.Helper()
-	_ = r.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	rec, err := r.rd.ReadRecord()
-	if err != nil {
-		r.t.Fatalf("read: %v", err)
-	}
-	return rec
 }
 
 // countingHandler counts the log records whose message starts with prefix.
