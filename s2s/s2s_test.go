@@ -642,7 +642,15 @@ func TestMessagesHandledConcurrently(t *testing.T) {
 		defer cancel()
 		shut <- beta.Server.Shutdown(c)
 	}()
-	time.Sleep(50 * time.Millisecond) // let Shutdown reach its wait
+	// Shutdown has begun when its listener is closed; it then waits for
+	// the held handler.
+	imxtest.WaitFor(t, 5*time.Second, 5*time.Millisecond, func() bool {
+		nc, err := net.Dial("tcp", beta.Addr.String())
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
 	close(release)
 	if err := <-slow; err != nil {
 		t.Errorf("slow message: %v", err)
