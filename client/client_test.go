@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -361,5 +362,31 @@ func TestParseIncoming(t *testing.T) {
 	}
 	if !parseDate("yesterday").IsZero() {
 		t.Error("parseDate of junk is not zero")
+	}
+}
+
+// TestNewMessageIDOrdered: ids start with the time in milliseconds, so
+// that later ids sort after earlier ones (the servers' dedup indexes grow
+// at their end), and differ in the rest.
+func TestNewMessageIDOrdered(t *testing.T) {
+	before := time.Now().UnixMilli()
+	a := NewMessageID()
+	time.Sleep(2 * time.Millisecond)
+	b := NewMessageID()
+	ms := func(id []byte) int64 {
+		var v int64
+		for _, c := range id[:6] {
+			v = v<<8 | int64(c)
+		}
+		return v
+	}
+	if len(a) != 16 || ms(a) < before || ms(a) > time.Now().UnixMilli() {
+		t.Fatalf("id %x: time %d, want about %d", a, ms(a), before)
+	}
+	if bytes.Compare(a, b) >= 0 {
+		t.Errorf("later id %x sorts before %x", b, a)
+	}
+	if c := NewMessageID(); bytes.Equal(c[6:], a[6:]) {
+		t.Error("random parts repeat")
 	}
 }

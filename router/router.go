@@ -88,6 +88,8 @@ type Dedup interface {
 	Claim(ctx context.Context, origin string, id []byte, now time.Time) (store.ClaimState, store.Result, error)
 	SettleClaim(ctx context.Context, origin string, id []byte, r store.Result) error
 	ReleaseClaim(ctx context.Context, origin string, id []byte) error
+	LookupClaim(ctx context.Context, origin string, id []byte) (store.ClaimState, store.Result, error)
+	RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r store.Result) error
 }
 
 // Outbox keeps the messages sent to other domains until their final result
@@ -160,7 +162,7 @@ type Router struct {
 
 	settles  sync.WaitGroup // results of received messages being recorded
 	settleMu sync.Mutex
-	settling map[string]wire.Result // those results, by origin and id, until recorded
+	settling map[string]*receiving // received messages being delivered or recorded, by origin and id
 
 	metrics *metrics
 }
@@ -223,18 +225,36 @@ func (r *Router) allow(from addr.Address) bool {
 
 // messageID returns the id of a message: derived from the client's id when
 // it gave one (so that a retried SEND is recognised as the same message),
-// random otherwise.
-func messageID(from addr.Address, clientID []byte) []byte {
+// random otherwise. Its first 6 bytes are a time in milliseconds (the
+// client's id's first 6 bytes, which the client package fills so, or this
+// server's clock), so that the receiving server's dedup index grows at
+// its end rather than at a random place: one page written per batch of
+// claims instead of one per claim. The other 10 are a hash of the sender
+// and the whole client id (or random): two senders' ids collide only by
+// an 80-bit collision.
+func messageID(from addr.Address, clientID []byte, now time.Time) []byte {
+	id := make([]byte, 16)
 	if len(clientID) > 0 {
+		copy(id[:6], clientID)
 		h := sha256.New()
 		h.Write([]byte(from.String()))
 		h.Write([]byte{0})
 		h.Write(clientID)
-		return h.Sum(nil)[:16]
+		copy(id[6:], h.Sum(nil))
+		return id
 	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id) // crypto/rand.Read never fails
+	putMillis(id, now)
+	_, _ = rand.Read(id[6:]) // crypto/rand.Read never fails
 	return id
+}
+
+// putMillis writes t as 48-bit big-endian Unix milliseconds into b[:6].
+func putMillis(b []byte, t time.Time) {
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
 }
 
 // deliverLocal delivers a message to a local user: to their sessions, or to
@@ -295,7 +315,7 @@ func (r *Router) Send(ctx context.Context, from addr.Address, s *wire.Send) (res
 	if !r.allow(from) {
 		return result(wire.StatusRateLimited, "slow down")
 	}
-	id := messageID(from, s.ID)
+	id := messageID(from, s.ID, r.cfg.Now())
 	if len(s.ID) > 0 && r.IsLocal(to.Domain()) {
 		// A client that repeats a SEND (after a reconnect) gets the first
 		// copy's result: the message is not delivered twice. (To another
@@ -425,42 +445,72 @@ func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wi
 	if err != nil || to.String() != m.To || to.Domain() != toDomain || !r.IsLocal(toDomain) {
 		return result(wire.StatusBadRequest, "invalid recipient address")
 	}
-	state, prior, err := r.cfg.Dedup.Claim(ctx, fromDomain, m.ID, r.cfg.Now())
-	switch {
-	case err != nil:
-		r.log.Error("dedup failed", "err", err)
-		return result(wire.StatusInternal, "")
-	case state == store.Settled:
-		return &wire.Result{Code: prior.Status, Count: prior.Count, Text: "duplicate"}
-	case state == store.InFlight:
-		// Delivered already, if its result is still being recorded.
-		r.settleMu.Lock()
-		prior, ok := r.settling[settleKey(fromDomain, m.ID)]
+	// A repeat of a message being delivered or recorded right now is
+	// caught in memory; one delivered before, by the recorded result.
+	// Delivery does not wait for a store write: the result is recorded
+	// afterwards, in the group commit, and until then kept in memory.
+	// After a crash between the delivery and that write, a repeat is
+	// delivered again, as it was when the claim was written first
+	// (the claim of a process that died was released at the start).
+	key := settleKey(fromDomain, m.ID)
+	r.settleMu.Lock()
+	if r.settling == nil {
+		r.settling = map[string]*receiving{}
+	}
+	if p, ok := r.settling[key]; ok {
+		prior := *p
 		r.settleMu.Unlock()
-		if ok {
-			return &wire.Result{Code: prior.Code, Count: prior.Count, Text: "duplicate"}
+		if prior.done {
+			return &wire.Result{Code: prior.res.Code, Count: prior.res.Count, Text: "duplicate"}
 		}
 		return result(wire.StatusBusy, "the first copy is still being delivered")
 	}
-	res = r.receive(ctx, from, to, m)
-	// The claim already stops a second delivery; recording the result
-	// (for the answer to a repeat) need not hold up this one.
-	id := append([]byte(nil), m.ID...) // m is the caller's, reused after return
-	settled := *res
-	key := settleKey(fromDomain, id)
-	r.settleMu.Lock()
-	if r.settling == nil {
-		r.settling = map[string]wire.Result{}
-	}
-	r.settling[key] = settled
+	rc := &receiving{}
+	r.settling[key] = rc
 	r.settleMu.Unlock()
-	r.settles.Go(func() {
-		r.settle(ctx, fromDomain, id, &settled)
+	forget := func() {
 		r.settleMu.Lock()
 		delete(r.settling, key)
 		r.settleMu.Unlock()
+	}
+	state, prior, err := r.cfg.Dedup.LookupClaim(ctx, fromDomain, m.ID)
+	switch {
+	case err != nil:
+		forget()
+		r.log.Error("dedup failed", "err", err)
+		return result(wire.StatusInternal, "")
+	case state == store.Settled:
+		forget()
+		return &wire.Result{Code: prior.Status, Count: prior.Count, Text: "duplicate"}
+	case state == store.InFlight:
+		forget()
+		return result(wire.StatusBusy, "the first copy is still being delivered")
+	}
+	res = r.receive(ctx, from, to, m)
+	if res.Code.Temporary() && res.Code != wire.StatusOffline || res.Code == wire.StatusInternal {
+		forget() // not delivered: a repeat is delivered
+		return res
+	}
+	id := append([]byte(nil), m.ID...) // m is the caller's, reused after return
+	settled := store.Result{Status: res.Code, Count: res.Count}
+	now := r.cfg.Now()
+	r.settleMu.Lock()
+	rc.res, rc.done = *res, true
+	r.settleMu.Unlock()
+	r.settles.Go(func() {
+		if err := r.cfg.Dedup.RecordClaim(context.WithoutCancel(ctx), fromDomain, id, now, settled); err != nil {
+			r.log.Error("dedup record failed", "origin", fromDomain, "err", err)
+		}
+		forget()
 	})
 	return res
+}
+
+// receiving is a received message being delivered (done false) or whose
+// result is being recorded (done true, res).
+type receiving struct {
+	done bool
+	res  wire.Result
 }
 
 func settleKey(origin string, id []byte) string { return origin + "\x00" + string(id) }
