@@ -208,6 +208,17 @@ type Dedup interface {
 	// a settled claim is never released.
 	ReleaseClaim(ctx context.Context, origin string, id []byte) error
 
+	// LookupClaim reports what is known of (origin, id) without claiming
+	// it: Settled with the stored Result, InFlight, or 0 if nothing.
+	LookupClaim(ctx context.Context, origin string, id []byte) (ClaimState, Result, error)
+
+	// RecordClaim records (origin, id), received at now, as settled with
+	// r in one step, for a caller that delivered first and keeps
+	// concurrent repeats out by itself (the router does, in memory). An
+	// in-flight claim of (origin, id) is settled; a settled one is left
+	// as it is.
+	RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r Result) error
+
 	// ReleaseClaims forgets the in-flight claims made before before, and
 	// reports how many. A server calls it when it starts, with its start
 	// time, to free the claims of a process that died while delivering:

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -21,6 +22,10 @@ import (
 // does not hold the write connection for long.
 const maxBatch = 128
 
+// maxLinger is how long the committer holds a batch of lazy statements
+// only (execLazy), waiting for more to share their commit.
+const maxLinger = 5 * time.Millisecond
+
 // errClosed is the error of a batched write after Close.
 var errClosed = errors.New("store closed")
 
@@ -29,6 +34,7 @@ type batchReq struct {
 	stmt stmtID
 	args []any
 	done chan batchRes // buffered: the committer never blocks on it
+	lazy bool          // may wait up to maxLinger for company (execLazy)
 }
 
 type batchRes struct {
@@ -42,7 +48,20 @@ type batchRes struct {
 // committer checks ctx before it runs the statement, and a statement that
 // ran is reported as it ran, never as canceled.
 func (s *Store) execBatched(ctx context.Context, id stmtID, args ...any) (int64, error) {
-	req := &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1)}
+	return s.exec(ctx, &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1)})
+}
+
+// execLazy is execBatched for a write that nobody waits for but its own
+// caller, such as the record of a message already answered: when only
+// such writes are waiting, the committer holds them up to maxLinger for
+// others to share the commit with. At a low rate, when each would
+// otherwise commit alone (several page writes, each a system call), this
+// divides the cost of a commit among the writes of a few milliseconds.
+func (s *Store) execLazy(ctx context.Context, id stmtID, args ...any) (int64, error) {
+	return s.exec(ctx, &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1), lazy: true})
+}
+
+func (s *Store) exec(ctx context.Context, req *batchReq) (int64, error) {
 	select {
 	case s.reqs <- req:
 	case <-ctx.Done():
@@ -83,6 +102,9 @@ func (s *Store) committer() {
 			default:
 				break drain
 			}
+		}
+		if allLazy(batch) {
+			batch = s.linger(batch)
 		}
 		s.runBatch(batch)
 		clear(batch)
@@ -151,6 +173,37 @@ func (s *Store) runBatch(batch []*batchReq) {
 		}
 	}
 	answer()
+}
+
+func allLazy(batch []*batchReq) bool {
+	for _, req := range batch {
+		if !req.lazy {
+			return false
+		}
+	}
+	return true
+}
+
+// linger adds to a batch of lazy statements those that arrive within
+// maxLinger, until one that is not lazy arrives (it runs at once, with
+// them), the batch is full or the store closes.
+func (s *Store) linger(batch []*batchReq) []*batchReq {
+	t := time.NewTimer(maxLinger)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case req := <-s.reqs:
+			batch = append(batch, req)
+			if !req.lazy {
+				return batch
+			}
+		case <-t.C:
+			return batch
+		case <-s.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 func rowsAffected(res sql.Result, err error) (int64, error) {

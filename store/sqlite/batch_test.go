@@ -93,3 +93,45 @@ func TestCloseWhileWriting(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLinger: a batch of lazy writes takes in the lazy writes that come
+// while it waits, and stops waiting when a write that is not lazy comes;
+// a batch with any other write does not wait at all (committer).
+func TestLinger(t *testing.T) {
+	s := &Store{reqs: make(chan *batchReq, maxBatch), quit: make(chan struct{})}
+	req := func(lazy bool) *batchReq { return &batchReq{lazy: lazy} }
+
+	first := []*batchReq{req(true)}
+	for range 3 {
+		s.reqs <- req(true)
+	}
+	if got := s.linger(first); len(got) != 4 || !allLazy(got) {
+		t.Fatalf("lazy writes only: batch of %d, want the 4 lazy ones", len(got))
+	}
+
+	for range 2 {
+		s.reqs <- req(true)
+	}
+	s.reqs <- req(false)
+	s.reqs <- req(true) // after the eager one: left for the next batch
+	if got := s.linger([]*batchReq{req(true)}); len(got) != 4 || allLazy(got) {
+		t.Fatalf("with an eager write: batch of %d, want 4 ending with it", len(got))
+	}
+	if len(s.reqs) != 1 {
+		t.Fatalf("%d writes left waiting, want 1", len(s.reqs))
+	}
+	if allLazy([]*batchReq{req(true), req(false)}) || !allLazy([]*batchReq{req(true)}) {
+		t.Fatal("allLazy is wrong")
+	}
+	<-s.reqs
+
+	// A full batch does not wait.
+	full := make([]*batchReq, maxBatch)
+	for i := range full {
+		full[i] = req(true)
+	}
+	s.reqs <- req(true)
+	if got := s.linger(full); len(got) != maxBatch || len(s.reqs) != 1 {
+		t.Fatalf("full batch grew to %d", len(got))
+	}
+}

@@ -38,6 +38,7 @@ func (s *Store) claim(ctx context.Context, origin string, id []byte, now time.Ti
 	if err := checkClaim(origin, id); err != nil {
 		return 0, store.Result{}, err
 	}
+	s.claims.add(origin, id, micro(now))
 	for range maxClaimTries {
 		n, err := s.execBatched(ctx, stmtClaim, origin, id, micro(now))
 		if err != nil {
@@ -84,6 +85,43 @@ func (s *Store) SettleClaim(ctx context.Context, origin string, id []byte, r sto
 	return nil
 }
 
+// LookupClaim implements store.Dedup: one read, no write.
+func (s *Store) LookupClaim(ctx context.Context, origin string, id []byte) (store.ClaimState, store.Result, error) {
+	if err := checkClaim(origin, id); err != nil {
+		return 0, store.Result{}, err
+	}
+	if !s.claims.mayHave(origin, id) {
+		return 0, store.Result{}, nil
+	}
+	var (
+		status sql.NullInt64
+		count  int64
+	)
+	err := s.rstmts[rstmtClaimState].QueryRowContext(ctx, origin, id).Scan(&status, &count)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, store.Result{}, nil
+	case err != nil:
+		return 0, store.Result{}, fmt.Errorf("store/sqlite: look up claim %s %x: %w", origin, id, err)
+	case !status.Valid:
+		return store.InFlight, store.Result{}, nil
+	}
+	return store.Settled, store.Result{Status: wire.Status(status.Int64), Count: uint32(count)}, nil
+}
+
+// RecordClaim implements store.Dedup: one statement, run by the group
+// commit.
+func (s *Store) RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r store.Result) error {
+	if err := checkClaim(origin, id); err != nil {
+		return err
+	}
+	s.claims.add(origin, id, micro(now))
+	if _, err := s.execLazy(ctx, stmtRecordClaim, origin, id, micro(now), int64(r.Status), int64(r.Count)); err != nil {
+		return fmt.Errorf("store/sqlite: record claim %s %x: %w", origin, id, err)
+	}
+	return nil
+}
+
 // ReleaseClaim implements store.Dedup.
 func (s *Store) ReleaseClaim(ctx context.Context, origin string, id []byte) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM claims WHERE origin = ? AND id = ? AND status IS NULL`, origin, id)
@@ -113,5 +151,6 @@ func (s *Store) PruneClaims(ctx context.Context, before time.Time) (int, error) 
 	if err != nil {
 		return n, fmt.Errorf("store/sqlite: prune claims: %w", err)
 	}
+	s.claims.pruned(micro(before))
 	return n, nil
 }

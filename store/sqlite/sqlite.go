@@ -51,6 +51,7 @@ type Store struct {
 	pw   store.PasswordParams
 
 	hot    hotCache                // answers of the reads of every message (cache.go)
+	claims *claimFilter            // the claims that may be in the table (claimfilter.go)
 	stmts  [numStmts]*sql.Stmt     // the hot statements, prepared on w
 	rstmts [numReadStmts]*sql.Stmt // the hot queries, prepared on the read pool
 
@@ -183,6 +184,12 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	ck.SetConnMaxLifetime(0)
 	ck.SetConnMaxIdleTime(0)
 	st.ck, st.ckDone = ck, make(chan struct{})
+	if err := st.loadClaimFilter(ctx); err != nil {
+		ck.Close()
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("load the claims: %w", err)
+	}
 	go st.committer()
 	go st.checkpointer()
 	for i, q := range stmtSQL {
@@ -208,6 +215,7 @@ type stmtID int
 const (
 	stmtClaim stmtID = iota
 	stmtSettle
+	stmtRecordClaim
 	stmtOutboxPut
 	stmtOutboxDone
 	numStmts
@@ -216,6 +224,8 @@ const (
 var stmtSQL = [numStmts]string{
 	stmtClaim:  `INSERT INTO claims (origin, id, received) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 	stmtSettle: `UPDATE claims SET status = ?, count = ? WHERE origin = ? AND id = ? AND status IS NULL`,
+	stmtRecordClaim: `INSERT INTO claims (origin, id, received, status, count) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (origin, id) DO UPDATE SET status = excluded.status, count = excluded.count WHERE claims.status IS NULL`,
 	stmtOutboxPut: `INSERT INTO outbox (id, sender, recipient, mime, created, attempts, next_attempt, last_error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	stmtOutboxDone: `DELETE FROM outbox WHERE id = ?`,

@@ -44,6 +44,42 @@ var dedupTests = []subtest{
 		}
 		wantErr(t, "SettleClaim of an unclaimed id", s.SettleClaim(ctx, "beta.example", []byte("nope"), delivered2), store.ErrNotFound)
 	}},
+	{"LookupRecord", func(t *testing.T, h *harness) {
+		s := h.store(t)
+		ctx := t.Context()
+		lookupIs := func(origin string, id []byte, want store.ClaimState, wantR store.Result) {
+			t.Helper()
+			got, r, err := s.LookupClaim(ctx, origin, id)
+			must(t, "LookupClaim", err)
+			if got != want || r != wantR {
+				t.Fatalf("LookupClaim(%s, %x) = %v, %+v; want %v, %+v", origin, id, got, r, want, wantR)
+			}
+		}
+		// Nothing known: 0, and the lookup claims nothing.
+		lookupIs("beta.example", []byte("r-1"), 0, store.Result{})
+		lookupIs("beta.example", []byte("r-1"), 0, store.Result{})
+		// Recorded in one step: settled at once.
+		must(t, "RecordClaim", s.RecordClaim(ctx, "beta.example", []byte("r-1"), t0, delivered2))
+		lookupIs("beta.example", []byte("r-1"), store.Settled, delivered2)
+		lookupIs("gamma.example", []byte("r-1"), 0, store.Result{})
+		claimIs(t, s, "beta.example", []byte("r-1"), at(time.Second), store.Settled, delivered2)
+		// A second record does not change the first result.
+		must(t, "RecordClaim again", s.RecordClaim(ctx, "beta.example", []byte("r-1"), t0, store.Result{Status: wire.StatusStored}))
+		lookupIs("beta.example", []byte("r-1"), store.Settled, delivered2)
+		// An in-flight claim shows as such, and a record settles it.
+		claimIs(t, s, "beta.example", []byte("r-2"), t0, store.Claimed, store.Result{})
+		lookupIs("beta.example", []byte("r-2"), store.InFlight, store.Result{})
+		must(t, "RecordClaim of an in-flight claim", s.RecordClaim(ctx, "beta.example", []byte("r-2"), t0, delivered2))
+		lookupIs("beta.example", []byte("r-2"), store.Settled, delivered2)
+		// Recorded claims are pruned by their time like the others.
+		if n, err := s.PruneClaims(ctx, at(time.Microsecond)); err != nil || n != 2 {
+			t.Fatalf("PruneClaims = %d, %v; want 2", n, err)
+		}
+		lookupIs("beta.example", []byte("r-1"), 0, store.Result{})
+		_, _, err := s.LookupClaim(ctx, "", []byte("m"))
+		wantErr(t, "LookupClaim with an empty origin", err, store.ErrInvalid)
+		wantErr(t, "RecordClaim with an empty id", s.RecordClaim(ctx, "beta.example", nil, t0, delivered2), store.ErrInvalid)
+	}},
 	{"Namespaces", func(t *testing.T, h *harness) {
 		s := h.store(t)
 		id := []byte("m-1")

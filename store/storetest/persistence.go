@@ -22,6 +22,7 @@ func testPersistence(t *testing.T, h *harness) {
 	claimIs(t, s, "beta.example", []byte("settled"), t0, store.Claimed, store.Result{})
 	must(t, "SettleClaim", s.SettleClaim(ctx, "beta.example", []byte("settled"), delivered2))
 	claimIs(t, s, "beta.example", []byte("in-flight"), t0, store.Claimed, store.Result{})
+	must(t, "RecordClaim", s.RecordClaim(ctx, "beta.example", []byte("recorded"), t0, delivered2))
 	entry := outboxEntry("o1", alice, carol, t0)
 	must(t, "PutOutbox", s.PutOutbox(ctx, entry))
 	must(t, "RescheduleOutbox", s.RescheduleOutbox(ctx, entry.ID, at(time.Minute), "busy"))
@@ -51,6 +52,7 @@ func testPersistence(t *testing.T, h *harness) {
 	}
 	claimIs(t, s, "beta.example", []byte("settled"), t0, store.Settled, delivered2)
 	claimIs(t, s, "beta.example", []byte("in-flight"), t0, store.InFlight, store.Result{})
+	claimIs(t, s, "beta.example", []byte("recorded"), t0, store.Settled, delivered2)
 	es, err := s.DueOutbox(ctx, at(time.Hour), 0)
 	must(t, "DueOutbox after reopening", err)
 	if len(es) != 1 || !sameEntry(es[0], entry) {
