@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imxproject/imx/c2s"
 	"github.com/imxproject/imx/client"
 	"github.com/imxproject/imx/wire"
 )
@@ -30,16 +31,21 @@ type e2eOpts struct {
 	maxConc            int
 	step               time.Duration
 	size               int
+	profile            string
 }
 
 func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
 	var o e2eOpts
 	fs.IntVar(&o.senders, "senders", 8, "sending client sessions on domain A, one user each")
 	fs.IntVar(&o.receivers, "receivers", 8, "receiving client sessions on domain B, one user each")
-	fs.IntVar(&o.maxConc, "max-concurrency", 1024, "the most messages in flight while ramping")
+	fs.IntVar(&o.maxConc, "max-concurrency", 0, "the most messages in flight while ramping (0, and at most: -senders × the SENDs a session may have waiting, c2s.DefaultMaxSendsInFlight; beyond it imxd answers busy)")
 	fs.DurationVar(&o.step, "step", 2*time.Second, "length of each ramp step")
 	fs.IntVar(&o.size, "size", 200, "message body size in bytes")
+	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the paced phase into this directory")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
+		if limit := o.senders * c2s.DefaultMaxSendsInFlight; o.maxConc == 0 || o.maxConc > limit {
+			o.maxConc = limit
+		}
 		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 {
 			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40")
 		}
@@ -296,6 +302,13 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 			}
 		})
 	}
+	var stopProfiles func() error
+	if o.profile != "" {
+		var err error
+		if stopProfiles, err = startProfiles(ctx, w, o.profile, max(int(c.duration.Seconds()), 1), a, b); err != nil {
+			return nil, err
+		}
+	}
 	cpu := w.startCPU()
 	start := time.Now().Add(5 * time.Millisecond)
 	sent := 0
@@ -332,6 +345,13 @@ pace:
 	}
 	elapsed := time.Since(start)
 	cpu.stop(r)
+	if stopProfiles != nil {
+		if err := stopProfiles(); err != nil {
+			r.notes = append(r.notes, "profiles: "+err.Error())
+		} else {
+			r.notes = append(r.notes, "CPU profiles written to "+o.profile)
+		}
+	}
 	got := s.received[phasePaced].Load()
 	r.figure("paced_target", "paced rate asked", round(target, 1), fmt.Sprintf("%.0f msgs/s (%d messages)", target, total))
 	r.figure("paced_rate", "paced rate reached", round(float64(got)/elapsed.Seconds(), 1), fmt.Sprintf("%.0f msgs/s (%d received)", float64(got)/elapsed.Seconds(), got))
