@@ -91,26 +91,46 @@ func BenchmarkAuthPairsPerSecond(b *testing.B) {
 // BenchmarkMessageFrames sends MESSAGE frames with 200-byte bodies from
 // alpha to beta through one authenticated connection, in one direction (the
 // handler answers nothing), and reports frames per second: with the handler
-// on the reader (Config.Inline, the transport's own capacity), and with a
-// goroutine and a copy per record (the default, which a server whose
-// handler waits for its store needs).
+// on the reader (Config.Inline, the transport's own capacity), and handed
+// with a copy of each record to the handler goroutines (the default, which
+// a server whose handler waits for its store needs).
+//
+// The deep variant's handler uses about 32 KiB of stack, as the real one
+// does (router, store, message parsing): a goroutine that starts small
+// grows its stack for it.
 func BenchmarkMessageFrames(b *testing.B) {
 	for _, inline := range []bool{true, false} {
 		name := "concurrent"
 		if inline {
 			name = "inline"
 		}
-		b.Run(name, func(b *testing.B) { benchmarkMessageFrames(b, inline) })
+		b.Run(name, func(b *testing.B) { benchmarkMessageFrames(b, inline, 0) })
 	}
+	b.Run("concurrent-deep", func(b *testing.B) { benchmarkMessageFrames(b, false, 64) })
 }
 
-func benchmarkMessageFrames(b *testing.B, inline bool) {
+// deepStack uses about n×512 bytes of stack.
+//
+//go:noinline
+func deepStack(n int) byte {
+	var pad [480]byte
+	pad[n%len(pad)] = byte(n)
+	if n <= 0 {
+		return pad[0]
+	}
+	return deepStack(n-1) + pad[n%len(pad)]
+}
+
+func benchmarkMessageFrames(b *testing.B, inline bool, depth int) {
 	w := imxtest.NewWorld(b)
 	var got atomic.Int64
 	var target atomic.Int64
 	target.Store(-1)
 	all := make(chan struct{})
 	beta := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Handler: s2s.HandlerFunc(func(context.Context, s2s.Inbound) wire.Record {
+		if depth > 0 {
+			deepStack(depth)
+		}
 		if got.Add(1) == target.Load() {
 			close(all)
 		}
@@ -142,4 +162,5 @@ func benchmarkMessageFrames(b *testing.B, inline bool) {
 	<-all
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	b.ReportMetric(float64(beta.Server.Stats.Workers.Load()), "workers")
 }

@@ -52,7 +52,7 @@ type sconn struct {
 	handlers sync.WaitGroup
 	// ordered holds, under mu, the presence records waiting for the one of
 	// their key being handled (orderKey).
-	ordered map[string][]queued
+	ordered map[orderKey][]queued
 
 	// authed holds the authenticated pairs, read on every record. It is a
 	// map, not a list: an aggregator's connection can carry thousands of
@@ -87,7 +87,7 @@ func (s *Server) newConn(lc *link.Conn, outbound bool, remote, endpoint string, 
 		claimed:   map[string]bool{},
 		authSlots: make(chan struct{}, maxAuthsPerConn),
 		handling:  make(chan struct{}, s.cfg.MaxConcurrent),
-		ordered:   map[string][]queued{},
+		ordered:   map[orderKey][]queued{},
 	}
 	s.mu.Lock()
 	s.byID[lc.ID()] = c
@@ -265,9 +265,9 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 		s.handle(c, in, hd)
 		return
 	}
-	// The decoder reuses rec once this returns: the goroutines get a
-	// copy. A full set of slots stops the reading (back-pressure).
-	kept, err := wire.Clone(rec)
+	// The decoder reuses rec once this returns: the workers get a copy.
+	// A full set of slots stops the reading (back-pressure).
+	kept, err := clone(rec)
 	if err != nil { // rec came from the decoder: cannot happen
 		c.result(hd.Tag, wire.StatusInternal, "")
 		return
@@ -275,36 +275,21 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 	in.Record = kept
 	c.handling <- struct{}{}
 	c.handlers.Add(1)
-	key, ordered := orderKey(kept)
-	if !ordered {
-		s.wg.Go(func() { s.handleOne(c, in, hd) })
-		return
-	}
-	// Presence records of one key are handled one after another, in the
-	// order they came: a goroutine runs while the key has any waiting.
-	c.mu.Lock()
-	if q, busy := c.ordered[key]; busy {
-		c.ordered[key] = append(q, queued{in, hd})
-		c.mu.Unlock()
-		return
-	}
-	c.ordered[key] = nil
-	c.mu.Unlock()
-	s.wg.Go(func() {
-		next := queued{in, hd}
-		for {
-			s.handleOne(c, next.in, next.hd)
-			c.mu.Lock()
-			q := c.ordered[key]
-			if len(q) == 0 {
-				delete(c.ordered, key)
-				c.mu.Unlock()
-				return
-			}
-			next, c.ordered[key] = q[0], q[1:]
+	key, ordered := orderKeyOf(kept)
+	if ordered {
+		// Presence records of one key are handled one after another, in
+		// the order they came: one job runs while the key has any
+		// waiting, and takes them in turn (runJob).
+		c.mu.Lock()
+		if q, busy := c.ordered[key]; busy {
+			c.ordered[key] = append(q, queued{in, hd})
 			c.mu.Unlock()
+			return
 		}
-	})
+		c.ordered[key] = nil
+		c.mu.Unlock()
+	}
+	s.workers.start(job{c: c, in: in, hd: hd, key: key, ordered: ordered})
 }
 
 // queued is a presence record waiting for the one before it of its key.
@@ -313,35 +298,47 @@ type queued struct {
 	hd wire.Head
 }
 
-// orderKey returns the key under which records are handled in order:
+// orderKey is the key under which records are handled in order. It is a
+// struct of the strings the record holds, not one string made of them, so
+// that computing it allocates nothing.
+type orderKey struct {
+	kind byte // 'n' NOTIFY: presentity, watchers' domain; 's' (UN)SUBSCRIBE: watcher, presentity
+	a, b string
+}
+
+// orderKeyOf returns the key under which records are handled in order:
 // presence is state, and a later change must not be overtaken by an
 // earlier one. A NOTIFY is ordered per presentity and watchers' domain,
 // SUBSCRIBE and UNSUBSCRIBE per watcher and presentity. MESSAGE and
 // GET-ATTRIBUTES have no order (asynchronous tagged requests, §4.4.8).
-func orderKey(rec wire.Record) (string, bool) {
+func orderKeyOf(rec wire.Record) (orderKey, bool) {
 	switch r := rec.(type) {
 	case *wire.Notify:
-		return "n\x00" + r.Presentity + "\x00" + domainOf(r.Watchers[0]), true
+		return orderKey{'n', r.Presentity, domainOf(r.Watchers[0])}, true
 	case *wire.Subscribe:
-		return "s\x00" + r.Watcher + "\x00" + r.Presentity, true
+		return orderKey{'s', r.Watcher, r.Presentity}, true
 	case *wire.Unsubscribe:
-		return "s\x00" + r.Watcher + "\x00" + r.Presentity, true
+		return orderKey{'s', r.Watcher, r.Presentity}, true
 	}
-	return "", false
+	return orderKey{}, false
 }
 
-// handleOne handles one record on a goroutine of its own and frees its
-// slot.
+// handleOne handles one record on a worker. The caller frees its slot
+// (release).
 func (s *Server) handleOne(c *sconn, in Inbound, hd wire.Head) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in a record handler; connection dropped", "conn", c.ID(), "type", in.Record.Type(), "panic", r)
 			c.Abort(fmt.Errorf("panic: %v", r))
 		}
-		<-c.handling
-		c.handlers.Done()
 	}()
 	s.handle(c, in, hd)
+}
+
+// release frees the slot of a record that was handled.
+func (c *sconn) release() {
+	<-c.handling
+	c.handlers.Done()
 }
 
 // handle runs the Handler for in and sends its response.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -742,4 +743,84 @@ func TestInlineHandler(t *testing.T) {
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Errorf("handled %v, want %v", ids, want)
 	}
+}
+
+// TestHandlerBoundPerConnection: with a flood of MESSAGEs on one
+// connection, no more than MaxConcurrent are handled at once, and the
+// workers that handle them are no more than that either.
+func TestHandlerBoundPerConnection(t *testing.T) {
+	const bound, total = 4, 10000
+	w := imxtest.NewWorld(t)
+	var running, most, handled atomic.Int64
+	var beta *imxtest.Node
+	var mostWorkers atomic.Int64
+	beta = w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Configure: func(c *s2s.Config) { c.MaxConcurrent = bound },
+		Handler: s2s.HandlerFunc(func(ctx context.Context, in s2s.Inbound) wire.Record {
+			n := running.Add(1)
+			defer running.Add(-1)
+			raise(&most, n)
+			raise(&mostWorkers, beta.Server.Stats.Workers.Load())
+			handled.Add(1)
+			return nil
+		})})
+	alpha := w.StartNode(imxtest.NodeConfig{Domains: []string{"alpha.example"}, Configure: func(c *s2s.Config) {
+		c.MaxConnsPerDomain = 1
+		c.Link.QueueLen = 8192
+	}})
+	if _, err := alpha.Server.Request(ctx(t), "alpha.example", "beta.example", &wire.Ping{}); err != nil {
+		t.Fatal(err)
+	}
+	m := message("alice@alpha.example", "bob@beta.example", "flood")
+	m.Tag = 1
+	for range total {
+		if err := alpha.Server.Send(ctx(t), "alpha.example", "beta.example", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imxtest.WaitFor(t, 10*time.Second, time.Millisecond, func() bool { return handled.Load() == total })
+	if n := most.Load(); n > bound {
+		t.Errorf("%d records handled at once, bound %d", n, bound)
+	}
+	// Two connections may carry the records: the dial-back made one each
+	// way.
+	if n := mostWorkers.Load(); n > 2*bound {
+		t.Errorf("%d workers, bound %d per connection", n, bound)
+	}
+}
+
+// raise sets m to n if n is more.
+func raise(m *atomic.Int64, n int64) {
+	for old := m.Load(); n > old && !m.CompareAndSwap(old, n); old = m.Load() {
+	}
+}
+
+// TestIdleWorkersExit: the handler goroutines exit after WorkerIdle without
+// records while the server runs, and at once when it shuts down, however
+// long WorkerIdle is.
+func TestIdleWorkersExit(t *testing.T) {
+	w := imxtest.NewWorld(t)
+	quick := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Configure: func(c *s2s.Config) { c.WorkerIdle = 20 * time.Millisecond }})
+	slow := w.StartNode(imxtest.NodeConfig{Domains: []string{"gamma.example"}, Configure: func(c *s2s.Config) { c.WorkerIdle = time.Hour }})
+	alpha := w.StartNode(imxtest.NodeConfig{Domains: []string{"alpha.example"}})
+	for i := range 5 {
+		mustDeliver(t, alpha, "alpha.example", "beta.example", message("alice@alpha.example", "bob@beta.example", fmt.Sprint(i)))
+		mustDeliver(t, alpha, "alpha.example", "gamma.example", message("alice@alpha.example", "carol@gamma.example", fmt.Sprint(i)))
+	}
+	imxtest.WaitFor(t, 5*time.Second, 5*time.Millisecond, func() bool { return quick.Server.Stats.Workers.Load() == 0 })
+	if n := slow.Server.Stats.Workers.Load(); n == 0 {
+		t.Fatal("no idle worker kept for an hour")
+	}
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := slow.Server.Shutdown(c); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	if n := slow.Server.Stats.Workers.Load(); n != 0 {
+		t.Errorf("%d workers after shutdown", n)
+	}
+	// goleak (TestMain) finds any goroutine left.
 }

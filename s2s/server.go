@@ -103,7 +103,7 @@ type Config struct {
 	Handler Handler
 	// Inline runs the Handler on the connection's reader goroutine, one
 	// record at a time in the order they came, without the copy and the
-	// goroutine per record of the default. It suits a Handler that never
+	// hand-off to a worker of the default. It suits a Handler that never
 	// blocks (one that counts, or queues the record elsewhere): a Handler
 	// that waits (for a store, a client) would hold up every record behind
 	// it.
@@ -113,6 +113,11 @@ type Config struct {
 	// (asynchronous tagged requests, §4.4.8); when that many are, the
 	// connection is not read until one ends. Default DefaultMaxConcurrent.
 	MaxConcurrent int
+	// WorkerIdle is how long a handler goroutine (a worker, shared by the
+	// connections) waits for another record before it exits. Workers
+	// are kept so that their stacks, grown by a deep Handler, serve the
+	// next records; an idle server holds none. Default DefaultWorkerIdle.
+	WorkerIdle time.Duration
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -120,14 +125,15 @@ type Config struct {
 // Handler handles the records that arrive from remote domains after
 // authorization.
 type Handler interface {
-	// HandleS2S is called for each authorized request or notice, on a
-	// goroutine of its own (up to Config.MaxConcurrent per connection),
-	// so that one slow record does not hold up the others. MESSAGE and
-	// GET-ATTRIBUTES may be handled in any order. SUBSCRIBE, UNSUBSCRIBE
-	// and NOTIFY are handled in the order they came among those of the
-	// same key (a NOTIFY's presentity and watchers' domain; a
-	// subscription's watcher and presentity), because presence is state
-	// and a later change must not be overtaken by an earlier one.
+	// HandleS2S is called for each authorized request or notice on a
+	// handler goroutine of the Server's (up to Config.MaxConcurrent at
+	// once per connection), so that one slow record does not hold up the
+	// others. MESSAGE and GET-ATTRIBUTES may be handled in any order.
+	// SUBSCRIBE, UNSUBSCRIBE and NOTIFY are handled in the order they
+	// came among those of the same key (a NOTIFY's presentity and
+	// watchers' domain; a subscription's watcher and presentity), because
+	// presence is state and a later change must not be overtaken by an
+	// earlier one.
 	// HandleS2S returns the response for a request (its tag is set by the
 	// Server), or nil, in which case a request's response must come later
 	// through Inbound.Reply. in.Record is valid only during the call;
@@ -164,6 +170,7 @@ type Stats struct {
 	AuthOK, AuthFailed          atomic.Uint64 // dial-backs as the receiving server
 	Refused                     atomic.Uint64 // records refused by authorization
 	Redirects                   atomic.Uint64 // REDIRECTs followed
+	Workers                     atomic.Int64  // handler goroutines, busy or idle
 }
 
 // Server is the federation side of an imx node.
@@ -177,7 +184,8 @@ type Server struct {
 	dial     func(ctx context.Context, network, address string) (net.Conn, error)
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup // connections and their helpers
+	wg       sync.WaitGroup // connections and their helpers, workers included
+	workers  workers        // the goroutines that run the Handler
 
 	mu        sync.Mutex
 	closed    bool
@@ -236,6 +244,7 @@ func New(cfg Config) (*Server, error) {
 	def(&cfg.AuthTimeout, DefaultAuthTimeout)
 	def(&cfg.MinBackoff, DefaultMinBackoff)
 	def(&cfg.MaxBackoff, DefaultMaxBackoff)
+	def(&cfg.WorkerIdle, DefaultWorkerIdle)
 	if cfg.MaxConnsPerDomain <= 0 {
 		cfg.MaxConnsPerDomain = DefaultMaxConnsPerDomain
 	}
@@ -275,6 +284,7 @@ func New(cfg Config) (*Server, error) {
 		s.dial = d.DialContext
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.workers = workers{srv: s, maxIdle: cfg.WorkerIdle, quit: make(chan struct{})}
 	s.metrics = newMetrics(s)
 	return s, nil
 }
@@ -439,6 +449,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.Close(wire.StatusShuttingDown, "server shutting down")
 	}
+	// The idle workers exit now, the busy ones after their record.
+	s.workers.close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -464,6 +476,7 @@ func (s *Server) Close() error {
 		c.Abort(ErrServerClosed)
 	}
 	s.mu.Unlock()
+	s.workers.close()
 	s.wg.Wait()
 	return nil
 }
