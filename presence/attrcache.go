@@ -81,21 +81,30 @@ func (c *attrCache) put(target addr.Address, viewers []addr.Address, attrs []wir
 		e.viewers[v] = until
 	}
 	if len(e.viewers) > maxViewers {
-		for v, t := range e.viewers {
-			if !t.After(now) {
-				delete(e.viewers, v)
-			}
+		e.trim(now)
+	}
+}
+
+// trim keeps the maxViewers viewers whose rights end last, and drops the
+// rest (those that ended first).
+func (e *attrEntry) trim(now time.Time) {
+	type right struct {
+		v     addr.Address
+		until time.Time
+	}
+	rights := make([]right, 0, len(e.viewers))
+	for v, t := range e.viewers {
+		if t.After(now) {
+			rights = append(rights, right{v, t})
 		}
-		for len(e.viewers) > maxViewers {
-			var first addr.Address
-			var at time.Time
-			for v, t := range e.viewers {
-				if first.IsZero() || t.Before(at) {
-					first, at = v, t
-				}
-			}
-			delete(e.viewers, first)
-		}
+	}
+	if len(rights) > maxViewers {
+		slices.SortFunc(rights, func(a, b right) int { return b.until.Compare(a.until) })
+		rights = rights[:maxViewers]
+	}
+	clear(e.viewers)
+	for _, r := range rights {
+		e.viewers[r.v] = r.until
 	}
 }
 

@@ -282,6 +282,20 @@ func TestAttrCacheBounded(t *testing.T) {
 	if _, ok := e.viewers[alice]; ok {
 		t.Fatal("the viewer with the earliest expiry was kept")
 	}
+	// One NOTIFY listing more viewers than the bound: the bound holds,
+	// and a viewer whose right ends later than theirs stays.
+	var many []addr.Address
+	for i := range 100 {
+		many = append(many, addr.MustParse(fmt.Sprintf("w%d@alpha.example", i)))
+	}
+	last := addr.MustParse(fmt.Sprintf("v%d@alpha.example", maxViewers+4))
+	c.put(u(1), many, nil, until.Add(time.Duration(maxViewers+2)*time.Minute), now)
+	if len(e.viewers) != maxViewers {
+		t.Fatalf("%d viewers after a put of 100, bound %d", len(e.viewers), maxViewers)
+	}
+	if _, ok := e.viewers[last]; !ok {
+		t.Fatal("the viewer whose right ends last was dropped")
+	}
 	// An expiry in the past caches nothing.
 	c.put(u(4), []addr.Address{alice}, all("four"), now, now)
 	if _, ok := c.get(u(4), alice, nil, now); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -253,12 +254,18 @@ func (s *Service) HandleNotify(ctx context.Context, fromDomain string, r *wire.N
 		return status(wire.StatusOK, "")
 	}
 	s.remember(presentity, r.Presence, r.Status)
+	// One presentity string and one copy of the attributes serve every
+	// watcher's NOTIFY: nothing changes them once queued.
+	ps, attrs := presentity.String(), slices.Clone(r.Attrs)
 	for i, w := range watchers {
 		if contacts[i] != store.ContactApproved {
 			// A contact still waiting for an approval is approved now.
 			s.setContact(ctx, w, presentity, store.ContactApproved)
 		}
-		s.pushNotify(ctx, w, presentity, r.Presence, r.Status, r.Attrs)
+		s.cfg.Local.Push(ctx, w, &wire.Notify{
+			Presentity: ps, Watchers: []string{w.String()},
+			Presence: r.Presence, Status: r.Status, Attrs: attrs,
+		})
 	}
 	return status(wire.StatusOK, "")
 }

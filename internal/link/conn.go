@@ -233,6 +233,7 @@ type Conn struct {
 	qspace chan struct{}
 
 	closing  chan struct{} // closed when the connection starts to close
+	closed   atomic.Bool   // set just before closing is closed: a cheaper look on the hot paths
 	done     chan struct{} // closed when the connection has ended
 	closeMu  sync.Mutex
 	closeRec *wire.Close // our CLOSE, nil if the peer closed first
@@ -615,19 +616,13 @@ func (c *Conn) startClose(mine *wire.Close, reason error) {
 	if reason != nil && c.reason == nil {
 		c.reason = reason
 	}
+	c.closed.Store(true)
 	close(c.closing)
 	c.kick() // the writer sends what is queued, and our CLOSE
 }
 
 // isClosing reports whether the connection has started to close.
-func (c *Conn) isClosing() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosing() bool { return c.closed.Load() }
 
 // Run reads and dispatches frames until the connection ends, then stops the
 // writer and closes the socket. It returns Err(). ctx's end closes the
