@@ -267,7 +267,7 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 	}
 	// The decoder reuses rec once this returns: the workers get a copy.
 	// A full set of slots stops the reading (back-pressure).
-	kept, err := clone(rec)
+	kept, err := wire.Clone(rec)
 	if err != nil { // rec came from the decoder: cannot happen
 		c.result(hd.Tag, wire.StatusInternal, "")
 		return

@@ -204,9 +204,8 @@ func resetRecord(r decodeTarget) {
 	}
 }
 
-// Clone returns a deep copy of r that shares no memory with it, for keeping
-// a record that a Decoder returned.
-func Clone(r Record) (Record, error) {
+// cloneByParse returns a copy of r made by encoding and parsing it again.
+func cloneByParse(r Record) (Record, error) {
 	b, err := r.AppendBinary(nil)
 	if err != nil {
 		return nil, err

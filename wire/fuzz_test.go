@@ -45,6 +45,13 @@ func FuzzParse(f *testing.F) {
 			if err == nil && !reflect.DeepEqual(normalize(r2), r1) {
 				t.Fatalf("Parse = %#v, Decoder = %#v", r1, r2)
 			}
+			// Clone of the Decoder's record, the way handlers keep it.
+			if err == nil {
+				c, cerr := Clone(r2)
+				if cerr != nil || !reflect.DeepEqual(normalize(c), r1) {
+					t.Fatalf("Clone = %#v, %v; Parse = %#v", c, cerr, r1)
+				}
+			}
 		}
 		if err != nil {
 			var fe *FormatError
