@@ -78,6 +78,9 @@ type FrameConn struct {
 	in  *waitConn
 	wbr *bufio.Reader
 
+	// The connection under ws, if it can be corked (Cork, Uncork).
+	cork *CorkConn
+
 	reading   atomic.Bool // a Read or a WaitRead is in progress
 	mu        sync.Mutex
 	sentClose bool  // a CLOSE record was written: nothing may follow it
@@ -172,6 +175,40 @@ type wsAddr string
 
 func (a wsAddr) Network() string { return "websocket" }
 func (a wsAddr) String() string  { return string(a) }
+
+// UseCork tells c that cc is the connection under its WebSocket, for Cork
+// and Uncork. The Handler does it for its connections; a client that dials
+// through a CorkConn may.
+func (c *FrameConn) UseCork(cc *CorkConn) { c.cork = cc }
+
+// Cork holds back the messages written until Uncork, which writes them
+// with one write of the connection underneath (link.Corker). Without a
+// CorkConn (UseCork) it does nothing.
+func (c *FrameConn) Cork() {
+	if c.cork != nil {
+		c.cork.Cork()
+	}
+}
+
+// Uncork writes the messages held back since Cork.
+func (c *FrameConn) Uncork() error {
+	if c.cork == nil {
+		return nil
+	}
+	if err := c.wd.begin(); err != nil {
+		_ = c.cork.Uncork() // lets the writes through again; the connection is ending
+		return fmt.Errorf("c2s: websocket write: %w", err)
+	}
+	err := c.cork.Uncork()
+	c.wd.end()
+	if err != nil {
+		if c.wd.expired() {
+			return fmt.Errorf("c2s: websocket write: %w", os.ErrDeadlineExceeded)
+		}
+		return fmt.Errorf("c2s: websocket write: %w", err)
+	}
+	return nil
+}
 
 // Read reads the frames of the binary messages, as a byte stream.
 func (c *FrameConn) Read(p []byte) (int, error) {

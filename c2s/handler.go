@@ -232,6 +232,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	fc := NewFrameConn(ws, local, parseAddr(r.RemoteAddr))
 	fc.in, fc.wbr = sb.conn, sb.br // for WaitRead
+	fc.cork = sb.cork
 	// The connection runs on a goroutine of its own, and net/http's
 	// goroutine returns: its stack, grown by the HTTP request, and the
 	// request itself are not kept for the life of a mostly idle client.
@@ -255,6 +256,7 @@ const wsBuffer = 1 << 10
 type smallBuffers struct {
 	http.ResponseWriter
 	conn *waitConn     // set by Hijack
+	cork *CorkConn     // under conn
 	br   *bufio.Reader // the WebSocket's read buffer, on conn
 }
 
@@ -272,7 +274,8 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, err
 	}
-	wc := &waitConn{Conn: nc}
+	w.cork = NewCorkConn(nc)
+	wc := &waitConn{Conn: w.cork}
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		wc.prefix = bytes.Clone(b)

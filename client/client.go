@@ -28,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -58,8 +59,10 @@ var ErrClosed = errors.New("client: connection closed")
 type Options struct {
 	// Software is the client's name and version, sent in HELLO and LOGIN.
 	Software string
-	// HTTPClient makes the WebSocket handshake; nil uses
-	// http.DefaultClient.
+	// HTTPClient makes the WebSocket handshake; nil uses a transport of
+	// the client's own (proxies from the environment, as
+	// http.DefaultTransport), which lets the client send the frames it
+	// has queued together in one write.
 	HTTPClient *http.Client
 	// Header is added to the handshake request.
 	Header http.Header
@@ -154,8 +157,29 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error)
 	if err != nil {
 		return nil, err
 	}
+	// Without an HTTPClient of the caller's, the connection is dialed
+	// through a c2s.CorkConn, so that the SENDs (and acknowledgements)
+	// queued together go out in one write.
+	var cork *c2s.CorkConn
+	hc := o.HTTPClient
+	if hc == nil {
+		tr := &http.Transport{
+			Proxy: http.ProxyFromEnvironment,
+			DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+				nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
+				if err != nil {
+					return nil, err
+				}
+				cork = c2s.NewCorkConn(nc)
+				return cork, nil
+			},
+			ForceAttemptHTTP2: false,
+		}
+		defer tr.CloseIdleConnections()
+		hc = &http.Client{Transport: tr}
+	}
 	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
-		HTTPClient:   o.HTTPClient,
+		HTTPClient:   hc,
 		HTTPHeader:   o.Header,
 		Subprotocols: []string{c2s.Subprotocol},
 	})
@@ -167,6 +191,9 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error)
 		return nil, fmt.Errorf("client: %s does not speak %s", u.Redacted(), c2s.Subprotocol)
 	}
 	fc := c2s.NewFrameConn(ws, nil, urlAddr(u.Host))
+	if cork != nil {
+		fc.UseCork(cork)
+	}
 	lc, err := link.Initiate(ctx, fc, link.Config{
 		Software:      o.Software,
 		MaxBody:       o.MaxBody,

@@ -867,12 +867,32 @@ type frameWriter interface {
 	Flush() error
 }
 
+// Corker is a connection that can hold back its writes and send them
+// together (c2s.FrameConn, where each Write is a WebSocket message, and so
+// a system call): a FramePerWrite writer with more than one frame queued
+// corks the connection for the batch, and uncorks it at its end.
+type Corker interface {
+	Cork()
+	Uncork() error
+}
+
 // messageWriter writes each frame to the connection in one Write call.
 // It takes its buffer from frameBufs for the writer's run and gives it
-// back when the writer goes idle.
+// back when the writer goes idle. If the connection is a Corker, a batch
+// of several frames is corked (cork), and Flush uncorks it.
 type messageWriter struct {
-	nc  net.Conn
-	buf *[]byte // nil while idle
+	nc     net.Conn
+	buf    *[]byte // nil while idle
+	ck     Corker  // nc, if it is one
+	corked bool
+}
+
+// cork holds back the frames until Flush, if the connection can.
+func (m *messageWriter) cork() {
+	if m.ck != nil && !m.corked {
+		m.ck.Cork()
+		m.corked = true
+	}
 }
 
 // frameBufs are the frame buffers of the FramePerWrite writers that are
@@ -890,7 +910,13 @@ func (m *messageWriter) AvailableBuffer() []byte {
 // a new one, left to the garbage collector.
 func (m *messageWriter) Write(b []byte) (int, error) { return m.nc.Write(b) }
 
-func (m *messageWriter) Flush() error { return nil }
+func (m *messageWriter) Flush() error {
+	if !m.corked {
+		return nil
+	}
+	m.corked = false
+	return m.ck.Uncork()
+}
 
 // release gives the buffer back, when the writer goes idle.
 func (m *messageWriter) release() {
@@ -917,7 +943,8 @@ func (c *Conn) kick() {
 func (c *Conn) writeLoop() {
 	if c.fw == nil {
 		if c.cfg.FramePerWrite {
-			c.fw = &messageWriter{nc: c.nc}
+			ck, _ := c.nc.(Corker)
+			c.fw = &messageWriter{nc: c.nc, ck: ck}
 		} else {
 			c.fw = bufio.NewWriterSize(c.nc, 16<<10)
 		}
@@ -975,7 +1002,11 @@ func (c *Conn) endWrites() {
 // records, then flushes under the write deadline.
 func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	if m, ok := w.(*messageWriter); ok && c.QueueLen() > 0 {
+		m.cork() // more than one frame: one write for them all
+	}
 	if err := c.write(w, rec); err != nil {
+		_ = w.Flush() // uncorks; the connection is ending anyway
 		return err
 	}
 	for range writeBatch - 1 {
@@ -984,6 +1015,7 @@ func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 			break
 		}
 		if err := c.write(w, rec); err != nil {
+			_ = w.Flush()
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -610,5 +611,77 @@ func TestFramePerWrite(t *testing.T) {
 	}
 	if c, ok := wire.Parse(writes[len(writes)-1]); ok != nil || c.Type() != wire.TypeClose {
 		t.Errorf("last Write is not CLOSE")
+	}
+}
+
+// corkRecorder is a writeRecorder that is a Corker, and counts the corks.
+type corkRecorder struct {
+	writeRecorder
+	corks, uncorks atomic.Int64
+	corked         atomic.Bool
+}
+
+func (c *corkRecorder) Cork() {
+	if c.corked.Swap(true) {
+		panic("corked twice")
+	}
+	c.corks.Add(1)
+}
+
+func (c *corkRecorder) Uncork() error {
+	if !c.corked.Swap(false) {
+		panic("uncorked while not corked")
+	}
+	c.uncorks.Add(1)
+	return nil
+}
+
+// TestFramePerWriteCorks: a FramePerWrite writer whose connection is a
+// Corker corks it around a batch of several frames, uncorks it at the end
+// of every batch, and still writes one frame per Write, in order.
+func TestFramePerWriteCorks(t *testing.T) {
+	cn, sn := tcpPair(t)
+	rec := &corkRecorder{writeRecorder: writeRecorder{Conn: cn}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var acc *Conn
+	var aerr error
+	var wg sync.WaitGroup
+	wg.Go(func() { acc, aerr = Accept(ctx, sn, Config{}) })
+	ini, err := Initiate(ctx, rec, Config{FramePerWrite: true, QueueLen: 256})
+	wg.Wait()
+	if err != nil || aerr != nil {
+		t.Fatalf("handshake: initiate %v, accept %v", err, aerr)
+	}
+	got := make(chan string, 256)
+	running(t, acc, func(_ *Conn, r wire.Record) { got <- string(r.(*wire.Message).MIME) })
+	ierr := running(t, ini, nil)
+	const n = 200
+	for i := range n { // queued faster than written: batches of several
+		if !ini.TrySend(msg(uint32(i+1), fmt.Sprint(i))) {
+			t.Fatalf("queue full at %d", i)
+		}
+	}
+	for i := range n {
+		select {
+		case s := <-got:
+			if s != fmt.Sprint(i) {
+				t.Fatalf("record %d holds %q", i, s)
+			}
+		case <-ctx.Done():
+			t.Fatal("records not received")
+		}
+	}
+	ini.Close(wire.StatusOK, "")
+	if err := waitErr(t, ierr); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if c, u := rec.corks.Load(), rec.uncorks.Load(); c == 0 || c != u || rec.corked.Load() {
+		t.Errorf("%d corks, %d uncorks, corked at the end %v; want some, as many of each", c, u, rec.corked.Load())
+	}
+	for i, b := range rec.recorded() {
+		if _, err := wire.Parse(b); err != nil {
+			t.Fatalf("Write %d is not exactly one frame: %v", i, err)
+		}
 	}
 }
