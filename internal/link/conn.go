@@ -1002,8 +1002,16 @@ func (c *Conn) endWrites() {
 // records, then flushes under the write deadline.
 func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	if m, ok := w.(*messageWriter); ok && c.QueueLen() > 0 {
-		m.cork() // more than one frame: one write for them all
+	if m, ok := w.(*messageWriter); ok && m.ck != nil {
+		if c.QueueLen() == 0 {
+			// Alone so far: let the goroutines that are about to queue
+			// more run first (a client's concurrent SENDs, a server's
+			// deliveries), so that they share this write.
+			runtime.Gosched()
+		}
+		if c.QueueLen() > 0 {
+			m.cork() // more than one frame: one write for them all
+		}
 	}
 	if err := c.write(w, rec); err != nil {
 		_ = w.Flush() // uncorks; the connection is ending anyway
