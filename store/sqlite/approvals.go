@@ -97,7 +97,9 @@ func (s *Store) requestApproval(ctx context.Context, presentity, watcher addr.Ad
 func (s *Store) GetApproval(ctx context.Context, presentity, watcher addr.Address) (store.Approval, error) {
 	if c, ok := s.hot.approval(presentity, watcher); ok {
 		if !c.found {
-			return store.Approval{}, fmt.Errorf("store/sqlite: get approval of %s by %s: %w", watcher, presentity, store.ErrNotFound)
+			// Every message to a user who has not approved its sender
+			// asks this: no fmt.Errorf until the text is wanted.
+			return store.Approval{}, &noApproval{presentity: presentity, watcher: watcher}
 		}
 		return c.a, nil
 	}
@@ -181,3 +183,13 @@ func (s *Store) listApprovals(ctx context.Context, presentity addr.Address, stat
 	}
 	return as, rows.Err()
 }
+
+// noApproval is the ErrNotFound of a cached GetApproval, formatted only
+// when its text is asked for.
+type noApproval struct{ presentity, watcher addr.Address }
+
+func (e *noApproval) Error() string {
+	return fmt.Sprintf("store/sqlite: get approval of %s by %s: %v", e.watcher, e.presentity, store.ErrNotFound)
+}
+
+func (e *noApproval) Unwrap() error { return store.ErrNotFound }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,6 +259,22 @@ func TestSubsCachesConcurrent(t *testing.T) {
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestCachedNoApproval: a missing approval answered from the cache is
+// still ErrNotFound, and its text names both addresses.
+func TestCachedNoApproval(t *testing.T) {
+	s := newStore(t, Options{})
+	bob, carol := addr.MustParse("bob@beta.example"), addr.MustParse("carol@gamma.example")
+	for i := range 2 { // the second answer comes from the cache
+		_, err := s.GetApproval(t.Context(), bob, carol)
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetApproval %d: %v, want ErrNotFound", i, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, bob.String()) || !strings.Contains(msg, carol.String()) {
+			t.Errorf("GetApproval %d: %q does not name both addresses", i, msg)
 		}
 	}
 }
