@@ -31,6 +31,14 @@
 //	        renewals (frames per second per 10,000 subscriptions), with a
 //	        second pair of imxd processes and a short subscription_timeout.
 //	        It ignores -duration; -warmup is the pause after the setup.
+//	floor   no imxd: the machine's floor for pushing one small message
+//	        (-size, default 80 bytes) to each of N connections over
+//	        loopback TCP (-conns, default 10,000): imxbench writes, a
+//	        child imxbench reads, each holding one end of each connection;
+//	        per round, the time from the start of the writes to the last
+//	        message read, and both processes' CPU (-websocket: as binary
+//	        WebSocket messages). It ignores -duration and -imxd; -warmup is
+//	        the pause after the setup.
 //
 // imxbench builds nothing. It runs the imxd given by -imxd, by default the
 // one next to its own executable or else the first in PATH:
@@ -76,6 +84,9 @@ scenarios:
   auth    new domain pairs authenticated per second against an imxd
   fanout  one presence change to W watchers over D domains: time until all
           are notified; then the frames/s that subscription renewals cost
+  floor   no imxd: one small message to each of N loopback TCP connections
+          (or WebSockets), written by imxbench and read by a child process:
+          the machine's floor for fanout
 
 common flags:
   -imxd PATH       the imxd binary (default: next to imxbench, else in PATH);
@@ -140,6 +151,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		setup = authFlags
 	case "fanout":
 		setup = fanoutFlags
+	case "floor":
+		setup = floorFlags
+	case "floor-reader": // the reading process of floor
+		return floorReader(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "imxbench: unknown scenario %q\n%s", name, usage)
 		return exitUsage

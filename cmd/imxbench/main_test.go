@@ -266,3 +266,70 @@ func findChild(parent int) int {
 	}
 	return 0
 }
+
+// TestFloor runs the floor scenario small, over TCP and over WebSockets:
+// every message must be read once, and the figures be sane.
+func TestFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs imxbench")
+	}
+	bin := buildBoth(t)
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		transport string
+		writers   float64
+	}{
+		{"tcp", nil, "tcp", 50},
+		{"websocket-3-writers", []string{"-websocket", "-writers", "3"}, "websocket", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"floor", "-conns", "50", "-rounds", "2", "-gap", "50ms", "-warmup", "0s"}, tc.args...)
+			out, code, res := runBench(t, bin, args...)
+			if code != 0 || res == nil {
+				t.Fatalf("imxbench %v: status %d, RESULT %v\n%s", args, code, res, out)
+			}
+			if res["scenario"] != "floor" || res["transport"] != tc.transport {
+				t.Errorf("RESULT scenario, transport = %v, %v, want floor, %s", res["scenario"], res["transport"], tc.transport)
+			}
+			positive(t, res, "all_read_median_ms", "writes_done_median_ms", "writer_cpu_median_ms", "reader_cpu_median_ms",
+				"cpu_median_ms", "arrival_p50_ms", "arrival_max_ms", "warmup_all_read_ms", "wall_s")
+			zero(t, res, "missing")
+			zero(t, res, "bad")
+			zero(t, res, "write_errors")
+			for key, want := range map[string]float64{"messages_read": 100, "arrival_count": 100, "conns": 50, "writers": tc.writers} {
+				if v, _ := res[key].(float64); v != want {
+					t.Errorf("RESULT %s = %v, want %v", key, res[key], want)
+				}
+			}
+			for _, key := range []string{"all_read_ms", "writes_done_ms", "writer_cpu_ms", "reader_cpu_ms", "cpu_ms"} {
+				vals, _ := res[key].([]any)
+				if len(vals) != 2 {
+					t.Errorf("RESULT %s = %v, want 2 rounds", key, res[key])
+				}
+				for _, v := range vals {
+					if f, ok := v.(float64); !ok || f <= 0 {
+						t.Errorf("RESULT %s = %v, want positive figures", key, res[key])
+					}
+				}
+			}
+			// The last message read of all rounds is the latest arrival.
+			if all, _ := res["all_read_ms"].([]any); len(all) == 2 {
+				a, _ := all[0].(float64)
+				b, _ := all[1].(float64)
+				if m, _ := res["arrival_max_ms"].(float64); m != max(a, b) {
+					t.Errorf("RESULT arrival_max_ms = %v, want the largest of all_read_ms %v", m, all)
+				}
+			}
+			if t.Failed() {
+				t.Logf("output:\n%s", out)
+			}
+		})
+	}
+	t.Run("fd-limit", func(t *testing.T) {
+		out, code, _ := runBench(t, bin, "floor", "-conns", "2000000000")
+		if code != exitFailed || !strings.Contains(out, "RLIMIT_NOFILE") {
+			t.Errorf("imxbench floor -conns 2000000000: status %d, want %d and a message about RLIMIT_NOFILE\n%s", code, exitFailed, out)
+		}
+	})
+}
