@@ -35,15 +35,19 @@ func headerOf(ct string, x ...string) string {
 	return h + "\r\n"
 }
 
-func TestBuild(t *testing.T) {
+// A buildTest is a case of TestBuild; TestParseFastEquivalence parses what
+// they build.
+type buildTest struct {
+	name    string
+	draft   Draft
+	maxSize int
+	want    string // the whole message, if err is nil
+	err     error
+}
+
+func buildTests() []buildTest {
 	long := strings.Repeat("0123456789", 1024) // one 10 KB line
-	tests := []struct {
-		name    string
-		draft   Draft
-		maxSize int
-		want    string // the whole message, if err is nil
-		err     error
-	}{
+	return []buildTest{
 		{name: "plain", draft: Draft{Body: "Hello Bob!"},
 			want: headerOf(TextPlain) + "Hello Bob!"},
 		{name: "content type in upper case", draft: Draft{ContentType: "TEXT/PLAIN", Body: "hi"},
@@ -97,18 +101,28 @@ func TestBuild(t *testing.T) {
 		{name: "at the default limit", draft: Draft{Body: strings.Repeat("x", DefaultMaxSize-len(headerOf(TextPlain)))},
 			want: headerOf(TextPlain) + strings.Repeat("x", DefaultMaxSize-len(headerOf(TextPlain)))},
 	}
-	for _, tt := range tests {
+}
+
+// draftWithDefaults returns the draft of tt with the defaults TestBuild
+// gives it.
+func (tt buildTest) draftWithDefaults() Draft {
+	d := tt.draft
+	if d.From.IsZero() && tt.name != "no From" {
+		d.From = alice
+	}
+	if d.To.IsZero() {
+		d.To = bob
+	}
+	if d.ID == nil {
+		d.ID = testID
+	}
+	return d
+}
+
+func TestBuild(t *testing.T) {
+	for _, tt := range buildTests() {
 		t.Run(tt.name, func(t *testing.T) {
-			d := tt.draft
-			if d.From.IsZero() && tt.name != "no From" {
-				d.From = alice
-			}
-			if d.To.IsZero() {
-				d.To = bob
-			}
-			if d.ID == nil {
-				d.ID = testID
-			}
+			d := tt.draftWithDefaults()
 			got, err := builder.Build(d, tt.maxSize)
 			if tt.err != nil {
 				if !errors.Is(err, tt.err) {

@@ -61,6 +61,19 @@ func Parse(b []byte, env Envelope, senderDomain string, maxSize int) (Message, [
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
+	// Most messages are in the canonical form already (Build wrote them):
+	// parseFast recognises that form cheaply and gives up on anything else,
+	// which parseGeneral then checks. Both give the same result on every
+	// input that parseFast accepts (TestParseFastEquivalence, FuzzParse).
+	if m, canon, ok := parseFast(b, env, senderDomain, maxSize); ok {
+		return m, canon, nil
+	}
+	return parseGeneral(b, env, senderDomain, maxSize)
+}
+
+// parseGeneral is Parse without its fast path, for any input: the
+// reference that parseFast must agree with. maxSize is at least 1.
+func parseGeneral(b []byte, env Envelope, senderDomain string, maxSize int) (Message, []byte, error) {
 	m, err := parse(b, env, senderDomain, maxSize)
 	if err != nil {
 		return Message{}, nil, err
