@@ -881,10 +881,11 @@ type Corker interface {
 // back when the writer goes idle. If the connection is a Corker, a batch
 // of several frames is corked (cork), and Flush uncorks it.
 type messageWriter struct {
-	nc     net.Conn
-	buf    *[]byte // nil while idle
-	ck     Corker  // nc, if it is one
-	corked bool
+	nc        net.Conn
+	buf       *[]byte // nil while idle
+	ck        Corker  // nc, if it is one
+	corked    bool
+	lastBatch int // frames in the last batch
 }
 
 // cork holds back the frames until Flush, if the connection can.
@@ -1002,11 +1003,14 @@ func (c *Conn) endWrites() {
 // records, then flushes under the write deadline.
 func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	if m, ok := w.(*messageWriter); ok && m.ck != nil {
-		if c.QueueLen() == 0 {
-			// Alone so far: let the goroutines that are about to queue
-			// more run first (a client's concurrent SENDs, a server's
-			// deliveries), so that they share this write.
+	m, _ := w.(*messageWriter)
+	if m != nil && m.ck != nil {
+		if c.QueueLen() == 0 && m.lastBatch > 1 {
+			// Alone so far on a connection whose last batch was not:
+			// let the goroutines that are about to queue more run first
+			// (a client's concurrent SENDs, a server's deliveries), so
+			// that they share this write. A connection that gets one
+			// frame at a time (a presence fan-out) does not wait.
 			runtime.Gosched()
 		}
 		if c.QueueLen() > 0 {
@@ -1017,6 +1021,7 @@ func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 		_ = w.Flush() // uncorks; the connection is ending anyway
 		return err
 	}
+	n := 1
 	for range writeBatch - 1 {
 		rec, ok := c.pop()
 		if !ok {
@@ -1026,6 +1031,10 @@ func (c *Conn) writeBatch(w frameWriter, rec wire.Record) error {
 			_ = w.Flush()
 			return err
 		}
+		n++
+	}
+	if m != nil {
+		m.lastBatch = n
 	}
 	return w.Flush()
 }
