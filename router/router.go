@@ -89,7 +89,7 @@ type Dedup interface {
 	SettleClaim(ctx context.Context, origin string, id []byte, r store.Result) error
 	ReleaseClaim(ctx context.Context, origin string, id []byte) error
 	LookupClaim(ctx context.Context, origin string, id []byte) (store.ClaimState, store.Result, error)
-	RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r store.Result) error
+	RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r store.Result, done func(error))
 }
 
 // Outbox keeps the messages sent to other domains until their final result
@@ -497,11 +497,13 @@ func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wi
 	r.settleMu.Lock()
 	rc.res, rc.done = *res, true
 	r.settleMu.Unlock()
-	r.settles.Go(func() {
-		if err := r.cfg.Dedup.RecordClaim(context.WithoutCancel(ctx), fromDomain, id, now, settled); err != nil {
+	r.settles.Add(1)
+	r.cfg.Dedup.RecordClaim(context.WithoutCancel(ctx), fromDomain, id, now, settled, func(err error) {
+		if err != nil {
 			r.log.Error("dedup record failed", "origin", fromDomain, "err", err)
 		}
 		forget()
+		r.settles.Done()
 	})
 	return res
 }

@@ -216,8 +216,9 @@ type Dedup interface {
 	// r in one step, for a caller that delivered first and keeps
 	// concurrent repeats out by itself (the router does, in memory). An
 	// in-flight claim of (origin, id) is settled; a settled one is left
-	// as it is.
-	RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r Result) error
+	// as it is. It returns at once, and calls done once with the outcome
+	// when the record is written (or failed); done must not block.
+	RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r Result, done func(error))
 
 	// ReleaseClaims forgets the in-flight claims made before before, and
 	// reports how many. A server calls it when it starts, with its start

@@ -35,6 +35,18 @@ type batchReq struct {
 	args []any
 	done chan batchRes // buffered: the committer never blocks on it
 	lazy bool          // may wait up to maxLinger for company (execLazy)
+	// then, if set, takes the result instead of done, on the committer
+	// (execAsync): it must not block.
+	then func(batchRes)
+}
+
+// answer gives req its result.
+func (req *batchReq) answer(res batchRes) {
+	if req.then != nil {
+		req.then(res)
+		return
+	}
+	req.done <- res
 }
 
 type batchRes struct {
@@ -59,6 +71,40 @@ func (s *Store) execBatched(ctx context.Context, id stmtID, args ...any) (int64,
 // divides the cost of a commit among the writes of a few milliseconds.
 func (s *Store) execLazy(ctx context.Context, id stmtID, args ...any) (int64, error) {
 	return s.exec(ctx, &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1), lazy: true})
+}
+
+// execAsync hands a lazy statement to the committer and returns at once;
+// then gets its result, on the committer's goroutine, and must not block.
+// A statement handed over before Close is answered (errClosed if the
+// committer had stopped).
+func (s *Store) execAsync(ctx context.Context, then func(batchRes), id stmtID, args ...any) {
+	req := &batchReq{ctx: ctx, stmt: id, args: args, lazy: true, then: then}
+	select {
+	case <-s.quit:
+		then(batchRes{err: errClosed})
+		return
+	default:
+	}
+	select {
+	case s.reqs <- req:
+	case <-ctx.Done():
+		then(batchRes{err: ctx.Err()})
+	case <-s.quit:
+		then(batchRes{err: errClosed})
+	}
+}
+
+// failWaiting answers errClosed to the statements still queued once the
+// committer has stopped (Close).
+func (s *Store) failWaiting() {
+	for {
+		select {
+		case req := <-s.reqs:
+			req.answer(batchRes{err: errClosed})
+		default:
+			return
+		}
+	}
 }
 
 func (s *Store) exec(ctx context.Context, req *batchReq) (int64, error) {
@@ -121,14 +167,14 @@ func (s *Store) runBatch(batch []*batchReq) {
 		if res.err = req.ctx.Err(); res.err == nil {
 			res.n, res.err = rowsAffected(s.stmts[req.stmt].ExecContext(ctx, req.args...))
 		}
-		req.done <- res
+		req.answer(res)
 		return
 	}
 
 	results := make([]batchRes, len(batch))
 	answer := func() {
 		for i, req := range batch {
-			req.done <- results[i]
+			req.answer(results[i])
 		}
 	}
 	fail := func(from int, err error) {

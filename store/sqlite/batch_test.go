@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imxproject/imx/store"
 )
@@ -67,6 +68,35 @@ func TestBatchedAfterClose(t *testing.T) {
 	}
 	if err := s.DoneOutbox(t.Context(), []byte("m")); !errors.Is(err, errClosed) {
 		t.Fatalf("DoneOutbox after Close: %v, want errClosed", err)
+	}
+	done := make(chan error, 1)
+	s.RecordClaim(t.Context(), "beta.example", []byte("m"), t0(), store.Result{}, func(err error) { done <- err })
+	if err := <-done; !errors.Is(err, errClosed) {
+		t.Fatalf("RecordClaim after Close: %v, want errClosed", err)
+	}
+}
+
+// TestRecordsAnsweredAtClose: records handed over just before Close are
+// all answered, written or failed, and none is left without its answer.
+func TestRecordsAnsweredAtClose(t *testing.T) {
+	s := openAt(t, t.TempDir()+"/imx.db", Options{})
+	const n = 500
+	answers := make(chan error, n)
+	for i := range n {
+		s.RecordClaim(t.Context(), "beta.example", []byte{byte(i >> 8), byte(i)}, t0(), store.Result{}, func(err error) { answers <- err })
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		select {
+		case err := <-answers:
+			if err != nil && !errors.Is(err, errClosed) {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d records answered", i, n)
+		}
 	}
 }
 

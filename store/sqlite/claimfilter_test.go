@@ -74,7 +74,9 @@ func TestLookupClaimAfterReopen(t *testing.T) {
 	}
 	r := store.Result{Status: wire.StatusDelivered, Count: 1}
 	for i := range 100 {
-		if err := s.RecordClaim(ctx, "beta.example", fmt.Appendf(nil, "m-%d", i), time.Now(), r); err != nil {
+		done := make(chan error, 1)
+		s.RecordClaim(ctx, "beta.example", fmt.Appendf(nil, "m-%d", i), time.Now(), r, func(err error) { done <- err })
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -110,16 +110,20 @@ func (s *Store) LookupClaim(ctx context.Context, origin string, id []byte) (stor
 }
 
 // RecordClaim implements store.Dedup: one statement, run by the group
-// commit.
-func (s *Store) RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r store.Result) error {
+// commit, which lets a batch of them wait a little for company (execLazy);
+// done is called on the committer's goroutine.
+func (s *Store) RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r store.Result, done func(error)) {
 	if err := checkClaim(origin, id); err != nil {
-		return err
+		done(err)
+		return
 	}
 	s.claims.add(origin, id, micro(now))
-	if _, err := s.execLazy(ctx, stmtRecordClaim, origin, id, micro(now), int64(r.Status), int64(r.Count)); err != nil {
-		return fmt.Errorf("store/sqlite: record claim %s %x: %w", origin, id, err)
-	}
-	return nil
+	s.execAsync(ctx, func(res batchRes) {
+		if res.err != nil {
+			res.err = fmt.Errorf("store/sqlite: record claim %s %x: %w", origin, id, res.err)
+		}
+		done(res.err)
+	}, stmtRecordClaim, origin, id, micro(now), int64(r.Status), int64(r.Count))
 }
 
 // ReleaseClaim implements store.Dedup.

@@ -287,6 +287,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.committerDone
+		s.failWaiting()
 		<-s.ckDone
 		var errs []error
 		for _, st := range append(s.stmts[:], s.rstmts[:]...) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,13 @@ func claimIs(t *testing.T, s store.Store, origin string, id []byte, now time.Tim
 }
 
 var delivered2 = store.Result{Status: wire.StatusDelivered, Count: 2}
+
+// record calls RecordClaim and waits for its outcome.
+func record(ctx context.Context, s store.Store, origin string, id []byte, now time.Time, r store.Result) error {
+	done := make(chan error, 1)
+	s.RecordClaim(ctx, origin, id, now, r, func(err error) { done <- err })
+	return <-done
+}
 
 var dedupTests = []subtest{
 	{"ClaimSettle", func(t *testing.T, h *harness) {
@@ -59,17 +67,17 @@ var dedupTests = []subtest{
 		lookupIs("beta.example", []byte("r-1"), 0, store.Result{})
 		lookupIs("beta.example", []byte("r-1"), 0, store.Result{})
 		// Recorded in one step: settled at once.
-		must(t, "RecordClaim", s.RecordClaim(ctx, "beta.example", []byte("r-1"), t0, delivered2))
+		must(t, "RecordClaim", record(ctx, s, "beta.example", []byte("r-1"), t0, delivered2))
 		lookupIs("beta.example", []byte("r-1"), store.Settled, delivered2)
 		lookupIs("gamma.example", []byte("r-1"), 0, store.Result{})
 		claimIs(t, s, "beta.example", []byte("r-1"), at(time.Second), store.Settled, delivered2)
 		// A second record does not change the first result.
-		must(t, "RecordClaim again", s.RecordClaim(ctx, "beta.example", []byte("r-1"), t0, store.Result{Status: wire.StatusStored}))
+		must(t, "RecordClaim again", record(ctx, s, "beta.example", []byte("r-1"), t0, store.Result{Status: wire.StatusStored}))
 		lookupIs("beta.example", []byte("r-1"), store.Settled, delivered2)
 		// An in-flight claim shows as such, and a record settles it.
 		claimIs(t, s, "beta.example", []byte("r-2"), t0, store.Claimed, store.Result{})
 		lookupIs("beta.example", []byte("r-2"), store.InFlight, store.Result{})
-		must(t, "RecordClaim of an in-flight claim", s.RecordClaim(ctx, "beta.example", []byte("r-2"), t0, delivered2))
+		must(t, "RecordClaim of an in-flight claim", record(ctx, s, "beta.example", []byte("r-2"), t0, delivered2))
 		lookupIs("beta.example", []byte("r-2"), store.Settled, delivered2)
 		// Recorded claims are pruned by their time like the others.
 		if n, err := s.PruneClaims(ctx, at(time.Microsecond)); err != nil || n != 2 {
@@ -78,7 +86,7 @@ var dedupTests = []subtest{
 		lookupIs("beta.example", []byte("r-1"), 0, store.Result{})
 		_, _, err := s.LookupClaim(ctx, "", []byte("m"))
 		wantErr(t, "LookupClaim with an empty origin", err, store.ErrInvalid)
-		wantErr(t, "RecordClaim with an empty id", s.RecordClaim(ctx, "beta.example", nil, t0, delivered2), store.ErrInvalid)
+		wantErr(t, "RecordClaim with an empty id", record(ctx, s, "beta.example", nil, t0, delivered2), store.ErrInvalid)
 	}},
 	{"Namespaces", func(t *testing.T, h *harness) {
 		s := h.store(t)

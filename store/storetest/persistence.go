@@ -22,7 +22,7 @@ func testPersistence(t *testing.T, h *harness) {
 	claimIs(t, s, "beta.example", []byte("settled"), t0, store.Claimed, store.Result{})
 	must(t, "SettleClaim", s.SettleClaim(ctx, "beta.example", []byte("settled"), delivered2))
 	claimIs(t, s, "beta.example", []byte("in-flight"), t0, store.Claimed, store.Result{})
-	must(t, "RecordClaim", s.RecordClaim(ctx, "beta.example", []byte("recorded"), t0, delivered2))
+	must(t, "RecordClaim", record(ctx, s, "beta.example", []byte("recorded"), t0, delivered2))
 	entry := outboxEntry("o1", alice, carol, t0)
 	must(t, "PutOutbox", s.PutOutbox(ctx, entry))
 	must(t, "RescheduleOutbox", s.RescheduleOutbox(ctx, entry.ID, at(time.Minute), "busy"))
