@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -220,4 +222,107 @@ func idleSession(ctx context.Context, url, user string) (*websocket.Conn, error)
 		return nil, fmt.Errorf("login as %s: %s", user, strings.TrimSpace(fmt.Sprint(rec)))
 	}
 	return ws, nil
+}
+
+// benchRouter answers every SEND offline at once, after using about
+// depth×512 bytes of stack, as the real router does (store, message
+// parsing) when depth is 64.
+type benchRouter struct{ depth int }
+
+func (r benchRouter) Send(context.Context, addr.Address, *wire.Send) *wire.Result {
+	if r.depth > 0 {
+		deepStack(r.depth)
+	}
+	return &wire.Result{Code: wire.StatusOffline}
+}
+
+// deepStack uses about n×512 bytes of stack.
+//
+//go:noinline
+func deepStack(n int) byte {
+	var pad [480]byte
+	pad[n%len(pad)] = byte(n)
+	if n <= 0 {
+		return pad[0]
+	}
+	return deepStack(n-1) + pad[n%len(pad)]
+}
+
+// BenchmarkSendPipelined has one session keep 64 SENDs in flight (the
+// default limit) through the Handler to a Router that answers at once,
+// over loopback, and reports SENDs per second: with a shallow Router, and
+// with one that uses about 32 KiB of stack, which a goroutine started for
+// each SEND grows every time.
+//
+//	go test -run '^$' -bench SendPipelined -benchtime 5s ./c2s
+func BenchmarkSendPipelined(b *testing.B) {
+	for _, depth := range []int{0, 64} {
+		name := "shallow"
+		if depth > 0 {
+			name = "deep"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkSendPipelined(b, depth) })
+	}
+}
+
+func benchmarkSendPipelined(b *testing.B, depth int) {
+	h, err := New(Config{Domains: []string{testDomain}, Auth: anyAuth{}, Router: benchRouter{depth}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(Path, h)
+	srv := httptest.NewServer(mux)
+	defer func() {
+		_ = h.Close()
+		srv.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	ws, err := idleSession(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+Path, "u@"+testDomain)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.CloseNow()
+	const inFlight = DefaultMaxSendsInFlight
+	slots := make(chan struct{}, inFlight)
+	results := make(chan error, 1)
+	go func() {
+		for range b.N {
+			_, m, err := ws.Read(ctx)
+			if err == nil {
+				var rec wire.Record
+				rec, err = wire.Parse(m)
+				if r, ok := rec.(*wire.Result); err == nil && (!ok || r.Code != wire.StatusOffline) {
+					err = fmt.Errorf("got %v", rec)
+				}
+			}
+			if err != nil {
+				results <- err
+				return
+			}
+			<-slots
+		}
+		results <- nil
+	}()
+	send := &wire.Send{To: "v@" + testDomain, Body: "Hello, this is a benchmark."}
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		slots <- struct{}{}
+		send.Tag = uint32(i%1_000_000 + 10)
+		buf, err = send.AppendBinary(buf[:0])
+		if err == nil {
+			err = ws.Write(ctx, websocket.MessageBinary, buf)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-results; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sends/s")
 }

@@ -21,9 +21,11 @@
 // session token to the [Authenticator]; only users of Config.Domains may
 // log in, and three failed logins close the connection with auth-failed.
 // Each login is a session; a user may have several. SEND goes to the
-// [Router] on a goroutine of its own (at most Config.MaxSendsInFlight per
+// [Router] on a worker goroutine (at most Config.MaxSendsInFlight per
 // session; more are answered busy) and the router's final result goes back
-// with the SEND's tag.
+// with the SEND's tag. The workers are shared by the sessions and kept
+// between SENDs, so that a deep Router finds their stacks grown; one idle
+// for Config.WorkerIdle exits, so an idle server holds none.
 //
 // [Handler.Deliver] hands an incoming message to every session of its
 // recipient, each as a MESSAGE request with a fresh tag, and reports how
@@ -35,7 +37,7 @@
 //
 // [Handler.Shutdown] refuses new connections and SENDs, waits for the
 // SENDs in flight to get their results, then closes every connection with
-// CLOSE shutting-down and waits for them to end.
+// CLOSE shutting-down and waits for them and the workers to end.
 //
 // c2s does not import the store, the router or s2s: it declares the small
 // interfaces it consumes in interface.go, and package server wires them.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/internal/link"
+	"github.com/imxproject/imx/internal/workers"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -36,6 +37,7 @@ const (
 	DefaultAckTimeout       = time.Minute
 	DefaultMaxUnacked       = 1024
 	DefaultDeliverTimeout   = 2 * time.Second
+	DefaultWorkerIdle       = workers.DefaultMaxIdle
 	// DefaultQueueLen and DefaultReadBuffer are the link defaults for
 	// client connections: many, mostly idle, with small records.
 	DefaultQueueLen   = 128
@@ -92,6 +94,12 @@ type Config struct {
 	OnLogin func(user addr.Address)
 	// Presence serves contacts and presence; nil answers them unsupported.
 	Presence Presence
+	// WorkerIdle is how long a goroutine that routes SENDs (a worker,
+	// shared by the sessions) waits for another SEND before it exits.
+	// Workers are kept so that their stacks, grown by a deep Router, serve
+	// the next SENDs; an idle server holds none. Default
+	// DefaultWorkerIdle (5 s).
+	WorkerIdle time.Duration
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -103,6 +111,7 @@ type Stats struct {
 	Sends, SendsBusy            atomic.Uint64 // SENDs routed, refused busy
 	Delivered, Acked, Unacked   atomic.Uint64 // MESSAGEs queued to sessions, acknowledged ok, not acknowledged
 	SlowConsumers, FramingError atomic.Uint64 // sessions closed as too slow, connections failed for framing
+	Workers                     atomic.Int64  // goroutines that route SENDs, busy or idle
 }
 
 // Handler is the client listener's WebSocket endpoint and the registry of
@@ -113,7 +122,8 @@ type Handler struct {
 	local  map[string]bool
 	ctx    context.Context // ends at Close or when Shutdown gives up
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // connections, and the SENDs they started
+	wg     sync.WaitGroup // connections, and the SENDs they started (sends' workers)
+	sends  *workers.Pool[sendJob]
 
 	mu       sync.Mutex
 	closed   bool // no new connections
@@ -154,6 +164,7 @@ func New(cfg Config) (*Handler, error) {
 	def(&cfg.SendTimeout, DefaultSendTimeout)
 	def(&cfg.AckTimeout, DefaultAckTimeout)
 	def(&cfg.DeliverTimeout, DefaultDeliverTimeout)
+	def(&cfg.WorkerIdle, DefaultWorkerIdle)
 	defInt := func(n *int, v int) {
 		if *n <= 0 {
 			*n = v
@@ -183,6 +194,14 @@ func New(cfg Config) (*Handler, error) {
 	h.cfg.Link.AcceptResponse = nil
 	h.cfg.Link.Logger = h.log
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	// The workers are counted in h.wg, like the sessions that hand them
+	// SENDs, so that waiting for h.wg waits for the SENDs as before.
+	h.sends = workers.New(workers.Config[sendJob]{
+		Run:     runSend,
+		MaxIdle: cfg.WorkerIdle,
+		Group:   &h.wg,
+		Live:    &h.Stats.Workers,
+	})
 	return h, nil
 }
 
@@ -491,6 +510,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	for _, s := range h.snapshot() {
 		s.lc.Close(wire.StatusShuttingDown, "server shutting down")
 	}
+	// The idle workers exit now, the busy ones (a SEND cut by ctx) after
+	// their SEND.
+	h.sends.Close()
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
 	if !forced {
@@ -512,6 +534,7 @@ func (h *Handler) Close() error {
 	h.closed, h.draining = true, true
 	h.mu.Unlock()
 	h.abortAll()
+	h.sends.Close()
 	h.wg.Wait()
 	return nil
 }

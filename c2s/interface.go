@@ -57,12 +57,14 @@ type Router interface {
 	// Send routes a message from the logged-in user from and returns its
 	// final result (delivered with a count, stored, offline, unknown-user,
 	// ...), never nil. It may take long (a remote domain that must be
-	// retried): c2s calls it on a goroutine of its own, at most
-	// Config.MaxSendsInFlight at once per session, with a context bounded
-	// by Config.SendTimeout that does not end when the client disconnects,
-	// so that a message accepted is finished (a client that reconnects
-	// sends it again with the same id). s belongs to the router; c2s
-	// copies the result and sends the copy with the SEND's tag.
+	// retried): c2s calls it on a worker goroutine (shared by the sessions
+	// and kept between SENDs, so that a deep Send finds its stack grown),
+	// at most Config.MaxSendsInFlight at once per session, with a context
+	// bounded by Config.SendTimeout that does not end when the client
+	// disconnects, so that a message accepted is finished (a client that
+	// reconnects sends it again with the same id). s belongs to the
+	// router; c2s copies the result and sends the copy with the SEND's
+	// tag.
 	Send(ctx context.Context, from addr.Address, s *wire.Send) *wire.Result
 }
 

@@ -273,8 +273,8 @@ func newSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// send handles SEND: it hands the message to the router on a goroutine of
-// its own and answers with the router's result.
+// send handles SEND: it hands the message to the router on a worker of
+// the Handler's pool and answers with the router's result.
 func (s *session) send(r *wire.Send) {
 	h := s.h
 	if s.user.IsZero() {
@@ -300,10 +300,22 @@ func (s *session) send(r *wire.Send) {
 		return
 	}
 	h.Stats.Sends.Add(1)
-	tag, log := r.Tag, s.log
-	// The session's own connection is counted in h.wg until this returns.
-	h.wg.Go(func() { s.route(tag, kept.(*wire.Send), log) })
+	// The session's own connection is counted in h.wg until this returns,
+	// so a worker the pool starts for it is counted before h.wg can reach 0.
+	h.sends.Go(sendJob{s: s, m: kept.(*wire.Send), log: s.log, tag: r.Tag})
 }
+
+// sendJob is a SEND for a worker of Handler.sends: a value, so that
+// handing it over allocates nothing.
+type sendJob struct {
+	s   *session
+	m   *wire.Send
+	log *slog.Logger
+	tag uint32
+}
+
+// runSend is the Run function of Handler.sends.
+func runSend(j *sendJob) { j.s.route(j.tag, j.m, j.log) }
 
 // route runs one SEND through the router and queues its result.
 func (s *session) route(tag uint32, m *wire.Send, log *slog.Logger) {

@@ -289,7 +289,7 @@ func (s *Server) dispatch(c *sconn, rec wire.Record) {
 		c.ordered[key] = nil
 		c.mu.Unlock()
 	}
-	s.workers.start(job{c: c, in: in, hd: hd, key: key, ordered: ordered})
+	s.workers.Go(job{c: c, in: in, hd: hd, key: key, ordered: ordered})
 }
 
 // queued is a presence record waiting for the one before it of its key.

@@ -19,6 +19,7 @@ import (
 	"github.com/imxproject/imx/dialback"
 	"github.com/imxproject/imx/discovery"
 	"github.com/imxproject/imx/internal/link"
+	"github.com/imxproject/imx/internal/workers"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -184,8 +185,8 @@ type Server struct {
 	dial     func(ctx context.Context, network, address string) (net.Conn, error)
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup // connections and their helpers, workers included
-	workers  workers        // the goroutines that run the Handler
+	wg       sync.WaitGroup     // connections and their helpers, workers included
+	workers  *workers.Pool[job] // the goroutines that run the Handler
 
 	mu        sync.Mutex
 	closed    bool
@@ -284,7 +285,7 @@ func New(cfg Config) (*Server, error) {
 		s.dial = d.DialContext
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.workers = workers{srv: s, maxIdle: cfg.WorkerIdle, quit: make(chan struct{})}
+	s.workers = newWorkers(s)
 	s.metrics = newMetrics(s)
 	return s, nil
 }
@@ -450,7 +451,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.Close(wire.StatusShuttingDown, "server shutting down")
 	}
 	// The idle workers exit now, the busy ones after their record.
-	s.workers.close()
+	s.workers.Close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -476,7 +477,7 @@ func (s *Server) Close() error {
 		c.Abort(ErrServerClosed)
 	}
 	s.mu.Unlock()
-	s.workers.close()
+	s.workers.Close()
 	s.wg.Wait()
 	return nil
 }

@@ -89,11 +89,7 @@ func msg(id string) *wire.Message {
 }
 
 // idleWorkers returns how many workers are idle.
-func (s *Server) idleWorkers() int {
-	s.workers.mu.Lock()
-	defer s.workers.mu.Unlock()
-	return len(s.workers.idle)
-}
+func (s *Server) idleWorkers() int { return s.workers.Idle() }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -113,12 +109,12 @@ func goid() string {
 	return f[1]
 }
 
-// workerGoroutines counts the goroutines of worker pools, from their
-// stacks: what goleak would find.
+// workerGoroutines counts the goroutines of worker pools (package
+// internal/workers), from their stacks: what goleak would find.
 func workerGoroutines() int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	return bytes.Count(buf, []byte("s2s.(*workers).work(")) + bytes.Count(buf, []byte("s2s.(*workers).reap("))
+	return bytes.Count(buf, []byte("internal/workers.(*Pool[...]).work(")) + bytes.Count(buf, []byte("internal/workers.(*Pool[...]).reap("))
 }
 
 // TestWorkersBoundPerConnection: at most MaxConcurrent records of a
@@ -292,6 +288,9 @@ func TestWorkersExitAtClose(t *testing.T) {
 	})
 	g.openAtEnd(t)
 	burst(t, r, g, &running, 8)
+	if n := workerGoroutines(); n != 8+1 {
+		t.Fatalf("%d goroutines of the pool, want 8 workers and the reaper", n)
+	}
 	start := time.Now()
 	r.stop()
 	if d := time.Since(start); d > time.Second {
