@@ -229,7 +229,7 @@ func runS2SIMXD(ctx context.Context, c *common, w *world, o *s2sOpts) (*report, 
 		if e := firstErr.Load(); e != nil {
 			r.notes = append(r.notes, fmt.Sprintf("first error: %v", e))
 		}
-		r.notes = append(r.notes, "every MESSAGE is a request that imxd answers with RESULT once it has claimed its id in SQLite, checked the MIME, looked the user up and settled the claim; one connection, -window requests in flight.")
+		r.notes = append(r.notes, "every MESSAGE is a request that imxd answers with RESULT once it has looked its id up (a Bloom filter, then SQLite on a maybe), checked the MIME and looked the user up; the result is recorded in SQLite after the answer, in the group commit; one connection, -window requests in flight.")
 		return r, nil
 	}
 	r, err := measure()
