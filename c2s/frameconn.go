@@ -78,8 +78,13 @@ type FrameConn struct {
 	in  *waitConn
 	wbr *bufio.Reader
 
-	// The connection under ws, if it can be corked (Cork, Uncork).
-	cork *CorkConn
+	// The connection under ws, if it can be corked (Cork, Uncork);
+	// whether the writer has corked it for a batch; and whether every
+	// message is corked on its own too (the Handler's connections, whose
+	// WebSocket write buffer is tiny).
+	cork     *CorkConn
+	batching atomic.Bool
+	corkEach bool
 
 	reading   atomic.Bool // a Read or a WaitRead is in progress
 	mu        sync.Mutex
@@ -186,6 +191,7 @@ func (c *FrameConn) UseCork(cc *CorkConn) { c.cork = cc }
 // CorkConn (UseCork) it does nothing.
 func (c *FrameConn) Cork() {
 	if c.cork != nil {
+		c.batching.Store(true)
 		c.cork.Cork()
 	}
 }
@@ -195,6 +201,7 @@ func (c *FrameConn) Uncork() error {
 	if c.cork == nil {
 		return nil
 	}
+	c.batching.Store(false)
 	if err := c.wd.begin(); err != nil {
 		_ = c.cork.Uncork() // lets the writes through again; the connection is ending
 		return fmt.Errorf("c2s: websocket write: %w", err)
@@ -389,7 +396,19 @@ func (c *FrameConn) Write(b []byte) (int, error) {
 	if err := c.wd.begin(); err != nil {
 		return 0, fmt.Errorf("c2s: websocket write: %w", err)
 	}
+	// Outside a batch, on the Handler's connections, the message is
+	// corked on its own: the library writes a header and a payload
+	// through a tiny write buffer, and they leave together.
+	solo := c.corkEach && c.cork != nil && !c.batching.Load()
+	if solo {
+		c.cork.Cork()
+	}
 	err = c.ws.Write(context.Background(), websocket.MessageBinary, b)
+	if solo {
+		if uerr := c.cork.Uncork(); err == nil {
+			err = uerr
+		}
+	}
 	c.wd.end()
 	if err != nil {
 		if c.wd.expired() {

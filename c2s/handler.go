@@ -251,7 +251,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	fc := NewFrameConn(ws, local, parseAddr(r.RemoteAddr))
 	fc.in, fc.wbr = sb.conn, sb.br // for WaitRead
-	fc.cork = sb.cork
+	fc.cork, fc.corkEach = sb.cork, true // the write buffer is wsWriteBuffer
 	// The connection runs on a goroutine of its own, and net/http's
 	// goroutine returns: its stack, grown by the HTTP request, and the
 	// request itself are not kept for the life of a mostly idle client.
@@ -263,15 +263,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// wsBuffer is the size of the read and the write buffer of the WebSocket
-// under a client connection.
+// wsBuffer is the size of the read buffer of the WebSocket under a client
+// connection.
 const wsBuffer = 1 << 10
 
-// smallBuffers gives the WebSocket library read and write buffers of
-// wsBuffer bytes instead of the 4 KiB ones net/http hands over with a
-// hijacked connection: client connections are many, mostly idle, and
-// their frames small (BenchmarkIdleSessions measures the difference). It
-// keeps the connection and the read buffer for FrameConn.WaitRead.
+// wsWriteBuffer is the size of the WebSocket's write buffer: the least
+// bufio allows. FrameConn corks the connection underneath around every
+// message it writes (CorkConn, whose buffer is pooled and held only while
+// corked), so the bytes the library writes in small pieces still leave in
+// one system call, and an idle session keeps no write buffer.
+const wsWriteBuffer = 16
+
+// smallBuffers gives the WebSocket library a read buffer of wsBuffer bytes
+// and a write buffer of wsWriteBuffer instead of the 4 KiB ones net/http
+// hands over with a hijacked connection: client connections are many,
+// mostly idle, and their frames small (BenchmarkIdleSessions measures the
+// difference). It keeps the connection and the read buffer for
+// FrameConn.WaitRead, and the CorkConn under them.
 type smallBuffers struct {
 	http.ResponseWriter
 	conn *waitConn     // set by Hijack
@@ -300,7 +308,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		wc.prefix = bytes.Clone(b)
 	}
 	w.conn, w.br = wc, bufio.NewReaderSize(wc, wsBuffer)
-	return wc, bufio.NewReadWriter(w.br, bufio.NewWriterSize(wc, wsBuffer)), nil
+	return wc, bufio.NewReadWriter(w.br, bufio.NewWriterSize(wc, wsWriteBuffer)), nil
 }
 
 // parseAddr turns an http.Request's RemoteAddr into a net.Addr.
