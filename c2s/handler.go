@@ -250,7 +250,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	fc := NewFrameConn(ws, local, parseAddr(r.RemoteAddr))
-	fc.in, fc.wbr = sb.conn, sb.br // for WaitRead
+	fc.in, fc.wbr = sb.conn, sb.br       // for WaitRead
 	fc.cork, fc.corkEach = sb.cork, true // the write buffer is wsWriteBuffer
 	// The connection runs on a goroutine of its own, and net/http's
 	// goroutine returns: its stack, grown by the HTTP request, and the
