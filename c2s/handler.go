@@ -94,11 +94,11 @@ type Config struct {
 	OnLogin func(user addr.Address)
 	// Presence serves contacts and presence; nil answers them unsupported.
 	Presence Presence
-	// WorkerIdle is how long a goroutine that routes SENDs (a worker,
-	// shared by the sessions) waits for another SEND before it exits.
-	// Workers are kept so that their stacks, grown by a deep Router, serve
-	// the next SENDs; an idle server holds none. Default
-	// DefaultWorkerIdle (5 s).
+	// WorkerIdle is how long a goroutine that routes SENDs, or writes to
+	// the sessions (a worker, shared by the sessions), waits for more work
+	// before it exits. Workers are kept so that their stacks, grown by a
+	// deep Router or by the write path, serve the next SENDs and writes;
+	// an idle server holds none. Default DefaultWorkerIdle (5 s).
 	WorkerIdle time.Duration
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
@@ -117,13 +117,14 @@ type Stats struct {
 // Handler is the client listener's WebSocket endpoint and the registry of
 // the sessions logged in through it. Mount it at Path.
 type Handler struct {
-	cfg    Config
-	log    *slog.Logger
-	local  map[string]bool
-	ctx    context.Context // ends at Close or when Shutdown gives up
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // connections, and the SENDs they started (sends' workers)
-	sends  *workers.Pool[sendJob]
+	cfg     Config
+	log     *slog.Logger
+	local   map[string]bool
+	ctx     context.Context // ends at Close or when Shutdown gives up
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // connections, and the SENDs they started (sends' workers)
+	sends   *workers.Pool[sendJob]
+	writers *link.WriterPool // the sessions' writers (link.Config.Writers)
 
 	mu       sync.Mutex
 	closed   bool // no new connections
@@ -193,6 +194,11 @@ func New(cfg Config) (*Handler, error) {
 	h.cfg.Link.Requests = nil
 	h.cfg.Link.AcceptResponse = nil
 	h.cfg.Link.Logger = h.log
+	// The sessions' writers start again for every burst (a presence
+	// change pushed to many sessions): pooled goroutines keep their
+	// grown stacks. Closed once the connections have ended.
+	h.writers = link.NewWriterPool(cfg.WorkerIdle)
+	h.cfg.Link.Writers = h.writers
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	// The workers are counted in h.wg, like the sessions that hand them
 	// SENDs, so that waiting for h.wg waits for the SENDs as before.
@@ -527,13 +533,22 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		select {
 		case <-done:
 			h.cancel()
+			h.endWriters()
 			return nil
 		case <-ctx.Done():
 		}
 	}
 	h.abortAll()
 	<-done
+	h.endWriters()
 	return ctx.Err()
+}
+
+// endWriters ends the writer pool, once every connection has ended (their
+// writers have finished).
+func (h *Handler) endWriters() {
+	h.writers.Close()
+	h.writers.Wait()
 }
 
 // Close cuts every connection at once and waits for them to end.
@@ -544,6 +559,7 @@ func (h *Handler) Close() error {
 	h.abortAll()
 	h.sends.Close()
 	h.wg.Wait()
+	h.endWriters()
 	return nil
 }
 

@@ -30,10 +30,26 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 // across many such restarts and with the queue often full, all arrive, each
 // sender's in order. Both kinds of writer.
 func TestWriterRestarts(t *testing.T) {
-	for _, perWrite := range []bool{false, true} {
-		t.Run(fmt.Sprintf("FramePerWrite=%v", perWrite), func(t *testing.T) {
+	for _, c := range []struct{ perWrite, pooled bool }{{false, false}, {true, false}, {true, true}} {
+		perWrite := c.perWrite
+		t.Run(fmt.Sprintf("FramePerWrite=%v,Pooled=%v", perWrite, c.pooled), func(t *testing.T) {
 			const senders, each = 4, 300
-			ini, acc := linkPair(t, Config{QueueLen: 4, FramePerWrite: perWrite}, Config{})
+			icfg := Config{QueueLen: 4, FramePerWrite: perWrite}
+			if c.pooled {
+				wp := NewWriterPool(time.Hour)
+				icfg.Writers = wp
+				t.Cleanup(func() {
+					// After the connections end (cleanups run last first):
+					// the pool's writers exit at Close, however long their
+					// idle time.
+					wp.Close()
+					wp.Wait()
+					if n := wp.Live(); n != 0 {
+						t.Errorf("%d pooled writers alive after Close and Wait", n)
+					}
+				})
+			}
+			ini, acc := linkPair(t, icfg, Config{})
 			var mu sync.Mutex
 			next := make([]int, senders)
 			var bad atomic.Value
@@ -94,6 +110,9 @@ func TestWriterRestarts(t *testing.T) {
 			}
 			waitUntil(t, "the record sent to an idle writer", func() bool { return got.Load() == senders*each+1 })
 			waitUntil(t, "the writer to go idle again", idle)
+			if wp := icfg.Writers; wp != nil && wp.Live() == 0 {
+				t.Error("no pooled writer ran")
+			}
 		})
 	}
 }
