@@ -211,8 +211,11 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	r.param("step_s", "ramp step", o.step.Seconds())
 	r.param("duration_s", "paced phase", c.duration.Seconds())
 
-	// Warm-up, then ramp: double the senders in flight until the rate
-	// stops growing (two steps in a row under +5 %).
+	// Warm-up, then ramp: double the messages in flight up to
+	// -max-concurrency, unless the rate collapses (under half the best
+	// so far, for two steps in a row). Stopping at the first steps that
+	// did not grow made the result hang on the noise of one step on the
+	// shared machine (the ramp once stopped at 8 in flight).
 	var phase atomic.Int32
 	phase.Store(phaseWarmup)
 	p := &pool{s: s, ctx: ctx, stop: make(chan struct{})}
@@ -247,16 +250,13 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 		}
 		rate := float64(s.received[phaseRamp].Load()-n0) / time.Since(t0).Seconds()
 		steps = append(steps, step{conc, rate})
-		if rate > best.rate*1.05 {
-			if rate > best.rate {
-				best = step{conc, rate}
-			}
-			misses = 0
-		} else {
-			if rate > best.rate {
-				best = step{conc, rate}
-			}
+		if rate > best.rate {
+			best = step{conc, rate}
+		}
+		if rate < best.rate/2 {
 			misses++
+		} else {
+			misses = 0
 		}
 		if misses >= 2 || conc*2 > o.maxConc {
 			break

@@ -11,9 +11,9 @@
 // Scenarios:
 //
 //	e2e     clients on domain A send to clients on domain B (client → A → B →
-//	        client): the highest sustained rate (ramping the number of
-//	        concurrent senders until the rate stops growing), then half that
-//	        rate, paced, for the latency distribution
+//	        client): the highest sustained rate (doubling the messages in
+//	        flight from 4 up to -max-concurrency, the best step's rate),
+//	        then half that rate, paced, for the latency distribution
 //	s2s     MESSAGE frames over one authenticated server connection: from an
 //	        s2s node run by imxbench into a real imxd (-mode imxd, the
 //	        default), or between two s2s nodes inside imxbench over loopback
