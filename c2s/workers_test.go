@@ -1,22 +1,13 @@
 package c2s
 
 import (
-	"bytes"
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/imxproject/imx/internal/workers"
 	"github.com/imxproject/imx/wire"
 )
-
-// workerGoroutines counts the goroutines of worker pools (package
-// internal/workers), from their stacks: what goleak would find.
-func workerGoroutines() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return bytes.Count(buf, []byte("internal/workers.(*Pool[...]).work(")) + bytes.Count(buf, []byte("internal/workers.(*Pool[...]).reap("))
-}
 
 // sendAtOnce writes n SENDs to carol (offline) with tags from first, waits
 // until there are workers workers (with none idle before, one per SEND, all
@@ -48,9 +39,9 @@ func TestSendWorkersExitWhenIdle(t *testing.T) {
 	})
 	b := loggedIn(t, srv, bob, "bob pw")
 	sendAtOnce(t, srv, b, gate, 10, 3, 3)
-	waitFor(t, "the workers to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workerGoroutines() == 0 })
+	waitFor(t, "the workers to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 	sendAtOnce(t, srv, b, gate, 20, 1, 1)
-	waitFor(t, "the worker to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workerGoroutines() == 0 })
+	waitFor(t, "the worker to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 }
 
 // TestSendWorkersReused: SENDs one after another are routed by the worker
@@ -117,7 +108,7 @@ func TestSendWorkersEndAtShutdown(t *testing.T) {
 			if d := time.Since(start); d > 2*time.Second {
 				t.Errorf("%s took %v", name, d)
 			}
-			if n, g := srv.h.Stats.Workers.Load(), workerGoroutines(); n != 0 || g != 0 {
+			if n, g := srv.h.Stats.Workers.Load(), workers.Goroutines(); n != 0 || g != 0 {
 				t.Errorf("after %s: %d workers counted, %d goroutines", name, n, g)
 			}
 		})

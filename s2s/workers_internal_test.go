@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imxproject/imx/discovery"
+	"github.com/imxproject/imx/internal/workers"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -107,14 +108,6 @@ func goid() string {
 	var b [64]byte
 	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
 	return f[1]
-}
-
-// workerGoroutines counts the goroutines of worker pools (package
-// internal/workers), from their stacks: what goleak would find.
-func workerGoroutines() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return bytes.Count(buf, []byte("internal/workers.(*Pool[...]).work(")) + bytes.Count(buf, []byte("internal/workers.(*Pool[...]).reap("))
 }
 
 // TestWorkersBoundPerConnection: at most MaxConcurrent records of a
@@ -269,11 +262,11 @@ func TestWorkersExitWhenIdle(t *testing.T) {
 	if n := r.s.Stats.Workers.Load(); n > 1 {
 		t.Errorf("%d workers under a trickle, want 1", n)
 	}
-	waitFor(t, "the workers to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workerGoroutines() == 0 })
+	waitFor(t, "the workers to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 	// The pool starts again.
 	r.recs <- msg("again")
 	waitFor(t, "a new worker to be idle", func() bool { return r.s.idleWorkers() == 1 })
-	waitFor(t, "it to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workerGoroutines() == 0 })
+	waitFor(t, "it to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 }
 
 // TestWorkersExitAtClose: idle workers do not wait for WorkerIdle when the
@@ -288,7 +281,7 @@ func TestWorkersExitAtClose(t *testing.T) {
 	})
 	g.openAtEnd(t)
 	burst(t, r, g, &running, 8)
-	if n := workerGoroutines(); n != 8+1 {
+	if n := workers.Goroutines(); n != 8+1 {
 		t.Fatalf("%d goroutines of the pool, want 8 workers and the reaper", n)
 	}
 	start := time.Now()
@@ -296,7 +289,7 @@ func TestWorkersExitAtClose(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Close took %v", d)
 	}
-	if n, g := r.s.Stats.Workers.Load(), workerGoroutines(); n != 0 || g != 0 {
+	if n, g := r.s.Stats.Workers.Load(), workers.Goroutines(); n != 0 || g != 0 {
 		t.Errorf("after Close: %d workers counted, %d goroutines", n, g)
 	}
 }
@@ -410,7 +403,7 @@ func TestCloseCancelsHandlers(t *testing.T) {
 	}
 	waitFor(t, "the handlers", func() bool { return running.Load() == 5 })
 	r.stop()
-	if n, g := r.s.Stats.Workers.Load(), workerGoroutines(); n != 0 || g != 0 {
+	if n, g := r.s.Stats.Workers.Load(), workers.Goroutines(); n != 0 || g != 0 {
 		t.Errorf("after Close: %d workers counted, %d goroutines", n, g)
 	}
 }

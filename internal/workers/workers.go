@@ -28,6 +28,8 @@
 package workers
 
 import (
+	"bytes"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -291,4 +293,13 @@ func (p *Pool[J]) Idle() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.idle)
+}
+
+// Goroutines counts the goroutines of every Pool in the process (workers
+// and reapers), from their stacks: what goleak would find. It is for the
+// tests of the pools' owners.
+func Goroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return bytes.Count(buf, []byte("internal/workers.(*Pool[...]).work(")) + bytes.Count(buf, []byte("internal/workers.(*Pool[...]).reap("))
 }

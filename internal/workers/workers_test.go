@@ -1,7 +1,6 @@
 package workers
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"strings"
@@ -20,14 +19,6 @@ func goid() string {
 	var b [64]byte
 	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
 	return f[1]
-}
-
-// goroutines counts the goroutines of pools, from their stacks: what
-// goleak would find.
-func goroutines() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return bytes.Count(buf, []byte("workers.(*Pool[...]).work(")) + bytes.Count(buf, []byte("workers.(*Pool[...]).reap("))
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -174,13 +165,13 @@ func TestExitWhenIdle(t *testing.T) {
 	}
 	// Wait on an open pool returns once every worker has timed out.
 	p.Wait()
-	if n, m, g := p.Live(), live.Load(), goroutines(); n != 0 || m != 0 || g != 0 {
+	if n, m, g := p.Live(), live.Load(), Goroutines(); n != 0 || m != 0 || g != 0 {
 		t.Fatalf("idle pool: Live() = %d, counter %d, %d goroutines", n, m, g)
 	}
 	// The pool starts again.
 	p.Go(job{id: "again"})
 	waitFor(t, "a new worker to be idle", func() bool { return p.Idle() == 1 })
-	waitFor(t, "it to exit", func() bool { return p.Live() == 0 && goroutines() == 0 })
+	waitFor(t, "it to exit", func() bool { return p.Live() == 0 && Goroutines() == 0 })
 }
 
 // TestClose: Close makes the idle workers exit at once whatever MaxIdle,
@@ -198,7 +189,7 @@ func TestClose(t *testing.T) {
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("Close took %v: it must not wait", d)
 	}
-	waitFor(t, "the idle workers to exit", func() bool { return goroutines() == 1 })
+	waitFor(t, "the idle workers to exit", func() bool { return Goroutines() == 1 })
 	if n, m := p.Live(), live.Load(); n != 1 || m != 1 {
 		t.Errorf("after Close: Live() = %d, counter %d, want the busy one", n, m)
 	}
@@ -211,7 +202,7 @@ func TestClose(t *testing.T) {
 	}
 	busy.open()
 	<-waited
-	if n, g := p.Live(), goroutines(); n != 0 || g != 0 {
+	if n, g := p.Live(), Goroutines(); n != 0 || g != 0 {
 		t.Fatalf("after the busy job: Live() = %d, %d goroutines", n, g)
 	}
 
@@ -224,7 +215,7 @@ func TestClose(t *testing.T) {
 	}
 	late.open()
 	p.Wait()
-	if n, m, g := p.Live(), live.Load(), goroutines(); n != 0 || m != 0 || g != 0 {
+	if n, m, g := p.Live(), live.Load(), Goroutines(); n != 0 || m != 0 || g != 0 {
 		t.Errorf("after the late job: Live() = %d, counter %d, %d goroutines", n, m, g)
 	}
 	p.Close() // a second Close does nothing
@@ -308,7 +299,7 @@ func TestGroup(t *testing.T) {
 		t.Errorf("%d jobs ran", n)
 	}
 	p.Wait() // returns at once: the group's Wait saw the pool's goroutines end
-	if g := goroutines(); g != 0 {
+	if g := Goroutines(); g != 0 {
 		t.Errorf("%d goroutines after the group's Wait", g)
 	}
 }
@@ -352,7 +343,7 @@ func TestConcurrent(t *testing.T) {
 			t.Fatalf("job %d ran %d times", i, n)
 		}
 	}
-	if n, m, g := p.Live(), live.Load(), goroutines(); n != 0 || m != 0 || g != 0 {
+	if n, m, g := p.Live(), live.Load(), Goroutines(); n != 0 || m != 0 || g != 0 {
 		t.Errorf("Live() = %d, counter %d, %d goroutines", n, m, g)
 	}
 }

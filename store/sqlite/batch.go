@@ -23,7 +23,7 @@ import (
 const maxBatch = 128
 
 // maxLinger is how long the committer holds a batch of lazy statements
-// only (execLazy), waiting for more to share their commit.
+// only (execAsync), waiting for more to share their commit.
 const maxLinger = 5 * time.Millisecond
 
 // errClosed is the error of a batched write after Close.
@@ -34,7 +34,7 @@ type batchReq struct {
 	stmt stmtID
 	args []any
 	done chan batchRes // buffered: the committer never blocks on it
-	lazy bool          // may wait up to maxLinger for company (execLazy)
+	lazy bool          // may wait up to maxLinger for company (execAsync)
 	// then, if set, takes the result instead of done, on the committer
 	// (execAsync): it must not block.
 	then func(batchRes)
@@ -60,23 +60,37 @@ type batchRes struct {
 // committer checks ctx before it runs the statement, and a statement that
 // ran is reported as it ran, never as canceled.
 func (s *Store) execBatched(ctx context.Context, id stmtID, args ...any) (int64, error) {
-	return s.exec(ctx, &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1)})
-}
-
-// execLazy is execBatched for a write that nobody waits for but its own
-// caller, such as the record of a message already answered: when only
-// such writes are waiting, the committer holds them up to maxLinger for
-// others to share the commit with. At a low rate, when each would
-// otherwise commit alone (several page writes, each a system call), this
-// divides the cost of a commit among the writes of a few milliseconds.
-func (s *Store) execLazy(ctx context.Context, id stmtID, args ...any) (int64, error) {
-	return s.exec(ctx, &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1), lazy: true})
+	req := &batchReq{ctx: ctx, stmt: id, args: args, done: make(chan batchRes, 1)}
+	select {
+	case s.reqs <- req:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.quit:
+		return 0, errClosed
+	}
+	select {
+	case res := <-req.done:
+		return res.n, res.err
+	case <-s.committerDone:
+		// The committer stopped; it may have answered just before.
+		select {
+		case res := <-req.done:
+			return res.n, res.err
+		default:
+			return 0, errClosed
+		}
+	}
 }
 
 // execAsync hands a lazy statement to the committer and returns at once;
 // then gets its result, on the committer's goroutine, and must not block.
-// A statement handed over before Close is answered (errClosed if the
-// committer had stopped).
+// It is for a write that nobody waits for, such as the record of a message
+// already answered: when only such writes are waiting, the committer holds
+// them up to maxLinger for others to share the commit with. At a low rate,
+// when each would otherwise commit alone (several page writes, each a
+// system call), this divides the cost of a commit among the writes of a
+// few milliseconds. A statement handed over before Close is answered
+// (errClosed if the committer had stopped).
 func (s *Store) execAsync(ctx context.Context, then func(batchRes), id stmtID, args ...any) {
 	req := &batchReq{ctx: ctx, stmt: id, args: args, lazy: true, then: then}
 	select {
@@ -103,28 +117,6 @@ func (s *Store) failWaiting() {
 			req.answer(batchRes{err: errClosed})
 		default:
 			return
-		}
-	}
-}
-
-func (s *Store) exec(ctx context.Context, req *batchReq) (int64, error) {
-	select {
-	case s.reqs <- req:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-s.quit:
-		return 0, errClosed
-	}
-	select {
-	case res := <-req.done:
-		return res.n, res.err
-	case <-s.committerDone:
-		// The committer stopped; it may have answered just before.
-		select {
-		case res := <-req.done:
-			return res.n, res.err
-		default:
-			return 0, errClosed
 		}
 	}
 }

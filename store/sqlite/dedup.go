@@ -110,7 +110,7 @@ func (s *Store) LookupClaim(ctx context.Context, origin string, id []byte) (stor
 }
 
 // RecordClaim implements store.Dedup: one statement, run by the group
-// commit, which lets a batch of them wait a little for company (execLazy);
+// commit, which lets a batch of them wait a little for company (execAsync);
 // done is called on the committer's goroutine.
 func (s *Store) RecordClaim(ctx context.Context, origin string, id []byte, now time.Time, r store.Result, done func(error)) {
 	if err := checkClaim(origin, id); err != nil {
