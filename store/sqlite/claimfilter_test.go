@@ -38,6 +38,63 @@ func TestClaimFilterNoFalseNegative(t *testing.T) {
 	}
 }
 
+// TestClaimFilterGrows: a filter made for an empty table grows with the
+// claims, so that false "maybe"s stay near 1% long after its first
+// generation's 100,000, and it still forgets nothing; a prune then drops
+// the generations it emptied, but the newest.
+func TestClaimFilterGrows(t *testing.T) {
+	const n = 500000
+	f := newClaimFilter(0)
+	for i := range n {
+		f.add("beta.example", fmt.Appendf(nil, "id-%d", i), int64(i))
+	}
+	if len(f.gens) < 3 {
+		t.Fatalf("%d generations after %d claims, want the filter to have grown", len(f.gens), n)
+	}
+	for i := range n {
+		if !f.mayHave("beta.example", fmt.Appendf(nil, "id-%d", i)) {
+			t.Fatalf("claim %d forgotten", i)
+		}
+	}
+	fp := 0
+	for i := range n {
+		if f.mayHave("beta.example", fmt.Appendf(nil, "other-%d", i)) {
+			fp++
+		}
+	}
+	t.Logf("%d generations, %d bits, false maybe %.2f%%", len(f.gens), f.bits, 100*float64(fp)/n)
+	if rate := float64(fp) / n; rate > 0.03 {
+		t.Errorf("false maybe for %.2f%% of new claims with %d generations, want a few %%", 100*rate, len(f.gens))
+	}
+	var sum uint64
+	for _, g := range f.gens {
+		sum += g.mask + 1
+	}
+	if sum != f.bits {
+		t.Errorf("bits = %d, the generations hold %d", f.bits, sum)
+	}
+	newest := f.gens[len(f.gens)-1]
+	f.pruned(n) // every claim is before the cutoff
+	if len(f.gens) != 2 || f.gens[0] != newest || f.gens[1].n != 0 {
+		t.Errorf("after a prune past every claim: %d generations, want the newest and a new empty one", len(f.gens))
+	}
+}
+
+// TestClaimFilterCapped: the generations never hold more than
+// maxFilterBits together; past that the newest takes the claims.
+func TestClaimFilterCapped(t *testing.T) {
+	f := newClaimFilter(0)
+	f.gens[0].n = minFilterBits / bitsPerClaim // full
+	f.bits = maxFilterBits - minFilterBits     // as if older generations took the rest
+	f.add("beta.example", []byte("x"), 1)
+	if len(f.gens) != 1 || f.bits != maxFilterBits-minFilterBits {
+		t.Fatalf("a generation was added past the cap: %d generations, %d bits", len(f.gens), f.bits)
+	}
+	if !f.mayHave("beta.example", []byte("x")) {
+		t.Fatal("claim added past the cap forgotten")
+	}
+}
+
 // TestClaimFilterGenerations: a claim is forgotten only after a prune
 // whose cutoff is past it, and only once it is in the previous
 // generation.
