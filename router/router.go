@@ -369,10 +369,10 @@ func (r *Router) send(ctx context.Context, from, to addr.Address, s *wire.Send, 
 	}
 	if r.IsLocal(to.Domain()) {
 		// Local traffic stays local (draft §2 item 6).
-		defer r.metrics.since("local", time.Now())
+		defer since(r.metrics.local, time.Now())
 		return r.deliverLocal(ctx, m, to)
 	}
-	defer r.metrics.since("remote", time.Now())
+	defer since(r.metrics.remote, time.Now())
 	now := r.cfg.Now()
 	queued := false
 	// Before the first retry, the message goes to the outbox.

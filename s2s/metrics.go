@@ -39,6 +39,9 @@ type metrics struct {
 	refused  *prometheus.CounterVec   // reason
 	dialback *prometheus.CounterVec   // role, outcome, domain
 	requests *prometheus.HistogramVec // type
+	// byType keeps the children of requests: WithLabelValues hashes and
+	// checks its label values on every call.
+	byType sync.Map // wire.Type → prometheus.Observer
 
 	conns      *prometheus.Desc
 	queued     *prometheus.Desc
@@ -108,7 +111,11 @@ func (m *metrics) dialbackDone(role, remote string, ok bool) {
 }
 
 func (m *metrics) request(t wire.Type, start time.Time) {
-	m.requests.WithLabelValues(t.String()).Observe(time.Since(start).Seconds())
+	o, ok := m.byType.Load(t)
+	if !ok {
+		o, _ = m.byType.LoadOrStore(t, m.requests.WithLabelValues(t.String()))
+	}
+	o.(prometheus.Observer).Observe(time.Since(start).Seconds())
 }
 
 // Describe implements prometheus.Collector.
