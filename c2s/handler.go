@@ -207,6 +207,7 @@ func New(cfg Config) (*Handler, error) {
 		MaxIdle: cfg.WorkerIdle,
 		Group:   &h.wg,
 		Live:    &h.Stats.Workers,
+		Deep:    true, // router, message building, store, s2s
 	})
 	return h, nil
 }

@@ -43,6 +43,7 @@ func newWorkers(s *Server) *workers.Pool[job] {
 		MaxIdle: s.cfg.WorkerIdle,
 		Group:   &s.wg,
 		Live:    &s.Stats.Workers,
+		Deep:    true, // router, message parsing, store
 	})
 }
 

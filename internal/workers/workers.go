@@ -5,7 +5,10 @@
 // (router, store, message parsing) grows it, copying it each time it
 // doubles: in the imx servers, runtime.newstack and copystack took 10–18%
 // of the CPU. A worker of a Pool keeps its stack between jobs, as deep as
-// its jobs made it, so the next job finds it grown.
+// its jobs made it, so the next job finds it grown. The garbage collector
+// halves the stack of a parked goroutine that uses less than a quarter of
+// it, though, so a pool of deep jobs (Config.Deep) parks its idle workers
+// in a frame of 8 KiB: a stack of up to 32 KiB survives the collections.
 //
 // A Pool has no bound of its own: [Pool.Go] never waits, and hands the job
 // to an idle worker or starts a new one. The owner bounds its jobs (slots
@@ -64,12 +67,24 @@ type Config[J any] struct {
 	Group *sync.WaitGroup
 	// Live, if set, is kept equal to Live() (an owner's statistics).
 	Live *atomic.Int64
+	// Deep says that the jobs run deep code. An idle worker then waits
+	// for its next job in a frame of parkFrame bytes, which costs that
+	// much stack while idle but keeps a stack of up to 4 × parkFrame from
+	// being halved at every garbage collection and grown again, copied
+	// each time, by the next job: 6–9% of the CPU of an imxd process
+	// under the e2e load (docs/benchmarks.md). Leave it false for shallow
+	// jobs, such as a session's writes.
+	Deep bool
 }
+
+// parkFrame is the frame a worker of a deep pool waits in.
+const parkFrame = 8 << 10
 
 // Pool runs jobs of type J on long-lived worker goroutines. Its methods may
 // be called from any goroutine.
 type Pool[J any] struct {
 	run, parked func(*J)
+	deep        bool
 	maxIdle     time.Duration
 	group       *sync.WaitGroup
 	count       *atomic.Int64
@@ -102,6 +117,7 @@ func New[J any](cfg Config[J]) *Pool[J] {
 	return &Pool[J]{
 		run:     cfg.Run,
 		parked:  cfg.Parked,
+		deep:    cfg.Deep,
 		maxIdle: cfg.MaxIdle,
 		group:   cfg.Group,
 		count:   cfg.Live,
@@ -177,7 +193,11 @@ func (p *Pool[J]) work(w *worker[J]) {
 	var j, zero J
 	for {
 		var ok bool
-		j, ok = <-w.jobs
+		if p.deep {
+			j, ok = waitDeep(w.jobs)
+		} else {
+			j, ok = <-w.jobs
+		}
 		if !ok {
 			return
 		}
@@ -192,6 +212,24 @@ func (p *Pool[J]) work(w *worker[J]) {
 		}
 	}
 }
+
+// waitDeep receives from jobs in a frame of parkFrame bytes, which the
+// runtime counts as stack in use while the goroutine is parked here
+// (runtime.shrinkstack halves a stack only when less than a quarter of it
+// is in use).
+//
+//go:noinline
+func waitDeep[J any](jobs <-chan J) (J, bool) {
+	var frame [parkFrame]byte
+	j, ok := <-jobs
+	keepFrame(&frame)
+	return j, ok
+}
+
+// keepFrame makes the compiler keep the frame of waitDeep.
+//
+//go:noinline
+func keepFrame(*[parkFrame]byte) {}
 
 // park puts w with the idle workers, or reports that it must exit.
 func (p *Pool[J]) park(w *worker[J]) bool {

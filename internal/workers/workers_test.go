@@ -450,3 +450,63 @@ func BenchmarkJob(b *testing.B) {
 		})
 	}
 }
+
+// deepCall uses about n bytes of stack.
+//
+//go:noinline
+func deepCall(n int) byte {
+	var frame [1 << 10]byte
+	frame[n%len(frame)] = byte(n)
+	if n <= len(frame) {
+		return frame[0]
+	}
+	return deepCall(n-len(frame)) + frame[n%len(frame)]
+}
+
+func stackInuse() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.StackInuse
+}
+
+// TestDeepKeepsStacks: the idle workers of a deep pool keep the stacks
+// their jobs grew (20 KiB used, so 32 KiB) through garbage collections;
+// those of a shallow pool have theirs halved by each collection.
+func TestDeepKeepsStacks(t *testing.T) {
+	const workers = 16
+	shrunk := map[bool]int64{}
+	for _, deep := range []bool{false, true} {
+		var started sync.WaitGroup
+		started.Add(workers)
+		all := make(chan struct{})
+		var ran sync.WaitGroup
+		p := New(Config[int]{Deep: deep, Run: func(n *int) {
+			started.Done()
+			<-all // every job on a worker of its own
+			deepCall(*n)
+			ran.Done()
+		}})
+		ran.Add(workers)
+		for range workers {
+			p.Go(20 << 10)
+		}
+		started.Wait()
+		close(all)
+		ran.Wait()
+		waitFor(t, "the workers to park", func() bool { return p.Idle() == workers })
+		time.Sleep(10 * time.Millisecond) // parked in the channel receive
+		before := stackInuse()
+		runtime.GC()
+		runtime.GC()
+		shrunk[deep] = int64(before) - int64(stackInuse())
+		p.Close()
+		p.Wait()
+	}
+	t.Logf("stack given back by two collections: shallow %d KiB, deep %d KiB", shrunk[false]>>10, shrunk[true]>>10)
+	if shrunk[false] < workers*16<<10 {
+		t.Errorf("a shallow pool's idle workers gave back %d bytes of stack, want their stacks halved (at least %d)", shrunk[false], workers*16<<10)
+	}
+	if shrunk[true] > workers*4<<10 {
+		t.Errorf("a deep pool's idle workers gave back %d bytes of stack, want them kept", shrunk[true])
+	}
+}
