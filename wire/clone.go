@@ -8,8 +8,8 @@ import "slices"
 // never change, are shared.
 //
 // The records handled on every frame of a busy connection (MESSAGE,
-// NOTIFY, SUBSCRIBE, UNSUBSCRIBE, GET-ATTRIBUTES) are copied field by
-// field: a MESSAGE in two allocations. Any other record is encoded and
+// NOTIFY, SUBSCRIBE, UNSUBSCRIBE, GET-ATTRIBUTES, and a client's SEND and
+// RESULT) are copied field by field: a MESSAGE in two allocations. Any other record is encoded and
 // parsed again, which also checks it. TestCloneMatchesParse keeps both
 // ways in step when a record gains a field.
 func Clone(r Record) (Record, error) {
@@ -42,6 +42,17 @@ func Clone(r Record) (Record, error) {
 		u := new(Unsubscribe)
 		*u = *r
 		return u, nil
+	case *Send:
+		c := new(Send)
+		*c = *r
+		c.ID = bytesOf(slices.Clone(r.ID))
+		c.Attrs = cloneSlice(r.Attrs)
+		return c, nil
+	case *Result:
+		c := new(Result)
+		*c = *r
+		c.Attrs = cloneSlice(r.Attrs)
+		return c, nil
 	case *GetAttrs:
 		g := new(GetAttrs)
 		*g = *r

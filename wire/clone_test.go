@@ -47,8 +47,11 @@ func fill(v reflect.Value, name string) {
 // copies by hand, as Clone does, and shares no bytes or slices with
 // the original (which a decoder reuses).
 func TestCloneMatchesParse(t *testing.T) {
-	for _, rec := range []Record{new(Message), new(Notify), new(Subscribe), new(Unsubscribe), new(GetAttrs), new(DBToken)} {
+	for _, rec := range []Record{new(Message), new(Notify), new(Subscribe), new(Unsubscribe), new(GetAttrs), new(Send), new(Result), new(DBToken)} {
 		fill(reflect.ValueOf(rec).Elem(), "f")
+		if r, ok := rec.(*Result); ok {
+			r.Flags = FlagResponse // as every decoded RESULT has it
+		}
 		want, err := cloneByParse(rec)
 		if err != nil {
 			t.Fatalf("%s: Clone: %v", rec.Type(), err)
