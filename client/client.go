@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -579,9 +580,14 @@ func (c *Client) handOver(p pendingMsg) bool {
 	case <-c.closing:
 		return false
 	}
+	ack := &wire.Result{Head: wire.Head{Tag: p.tag}, Code: wire.StatusOK}
+	if c.lc.TrySend(ack) {
+		return true // the common case, without a timer
+	}
+	// The queue is full, or the connection is closing (Send says which).
 	ctx, cancel := context.WithTimeout(context.Background(), link.DefaultWriteTimeout)
 	defer cancel()
-	if err := c.lc.Send(ctx, &wire.Result{Head: wire.Head{Tag: p.tag}, Code: wire.StatusOK}); err != nil && !errors.Is(err, link.ErrClosed) {
+	if err := c.lc.Send(ctx, ack); err != nil && !errors.Is(err, link.ErrClosed) {
 		c.log.Warn("could not acknowledge a message", "err", err)
 	}
 	return true
@@ -589,42 +595,147 @@ func (c *Client) handOver(p pendingMsg) bool {
 
 // parseIncoming copies m, which is valid only during the handler, and
 // reads its MIME headers.
+//
+// It tries parseMIMECanonical first, and net/mail only for what that
+// refuses. Every message that an imx server hands over has its header
+// section in the canonical form (message.Build, message.Parse), and
+// net/mail's generic reading of it was about 8% of a load generator's CPU:
+// in BenchmarkParseIncoming (a 255-octet message) it takes 25 allocations,
+// 2 KB and more than twice the time; parseMIMECanonical 7 and 1 KB.
 func parseIncoming(m *wire.Message) Incoming {
-	in := Incoming{
+	in := copyIncoming(m)
+	if !in.parseMIMECanonical() {
+		in.parseMIMEGeneral()
+	}
+	return in
+}
+
+// parseIncomingGeneral is parseIncoming without the fast path.
+func parseIncomingGeneral(m *wire.Message) Incoming {
+	in := copyIncoming(m)
+	in.parseMIMEGeneral()
+	return in
+}
+
+// copyIncoming copies what m holds into a new Incoming.
+func copyIncoming(m *wire.Message) Incoming {
+	return Incoming{
 		From:  m.From,
 		To:    m.To,
 		ID:    bytes.Clone(m.ID),
 		MIME:  bytes.Clone(m.MIME),
 		Attrs: append([]wire.Attr(nil), m.Attrs...),
 	}
+}
+
+// parseMIMEGeneral sets in's Header, Body, ContentType and Date from
+// in.MIME with net/mail.
+func (in *Incoming) parseMIMEGeneral() {
 	br := mimeReaders.Get().(*bufio.Reader)
 	defer mimeReaders.Put(br)
 	br.Reset(bytes.NewReader(in.MIME))
 	msg, err := mail.ReadMessage(br) // uses br as it is: it is large enough
 	if err != nil {
 		in.Body = string(in.MIME)
-		return in
+		return
 	}
 	in.Header = msg.Header
 	body, err := io.ReadAll(msg.Body)
 	if err != nil {
 		in.Body = string(in.MIME)
-		return in
+		return
 	}
 	in.Body = string(body)
 	in.ContentType = "text/plain"
 	if ct := msg.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err == nil {
-			in.ContentType = mt
-		} else {
-			in.ContentType = strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
-		}
+		in.ContentType = parseMediaType(ct)
 	}
 	in.Date = parseDate(msg.Header.Get("Date"))
-	return in
 }
 
-// mimeReaders are the buffers parseIncoming reads MIME headers with:
+// parseMIMECanonical is parseMIMEGeneral for a simple header section: lines
+// "Name: value" ending in CRLF, each name a token (as net/textproto has
+// it), none folded, then an empty line. It reports false, and leaves in as
+// it is, for anything else. When it reports true, in is exactly what
+// parseMIMEGeneral makes of it: net/mail takes such a line as a key
+// canonicalized by textproto.CanonicalMIMEHeaderKey and a value with the
+// spaces and tabs at both ends trimmed, and the body as the rest.
+//
+// The header values and the body are slices of one string copy of in.MIME.
+func (in *Incoming) parseMIMECanonical() bool {
+	s := string(in.MIME)
+	end := strings.Index(s, "\r\n\r\n")
+	if end < 0 {
+		return false
+	}
+	head, body := s[:end+2], s[end+4:]
+	values := make([]string, strings.Count(head, "\n"))
+	h := make(mail.Header, len(values))
+	for i := range values {
+		n := strings.IndexByte(head, '\n')
+		line, crlf := strings.CutSuffix(head[:n], "\r")
+		head = head[n+1:]
+		if !crlf || strings.IndexByte(line, '\r') >= 0 {
+			return false // a bare LF or CR
+		}
+		// A folded line begins with a space or a tab, which are not token
+		// characters.
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !isToken(name) {
+			return false
+		}
+		values[i] = strings.Trim(value, " \t")
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		if vs, ok := h[key]; ok {
+			h[key] = append(vs, values[i]) // a repeated field, as net/mail has it
+		} else {
+			h[key] = values[i : i+1 : i+1] // no room to grow into the next one
+		}
+	}
+	in.Header = h
+	in.Body = body
+	in.ContentType = "text/plain"
+	if ct := h.Get("Content-Type"); ct != "" {
+		in.ContentType = mediaType(ct)
+	}
+	in.Date = parseDate(h.Get("Date"))
+	return true
+}
+
+// isToken reports whether s is a header field name that net/textproto
+// canonicalizes: one or more token characters of RFC 7230.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// mediaType is parseMediaType, with the values that imx servers write
+// known without mime.ParseMediaType.
+func mediaType(ct string) string {
+	switch ct {
+	case "text/plain; charset=utf-8", "text/plain":
+		return "text/plain"
+	case "text/html-lite; charset=utf-8", "text/html-lite":
+		return "text/html-lite"
+	}
+	return parseMediaType(ct)
+}
+
+// parseMediaType returns the media type of a Content-Type value, in lower
+// case and without parameters.
+func parseMediaType(ct string) string {
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		return mt
+	}
+	return strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
+}
+
+// mimeReaders are the buffers parseMIMEGeneral reads MIME headers with:
 // net/mail would make a 4 KiB one per message.
 var mimeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
