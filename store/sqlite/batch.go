@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
@@ -182,12 +183,35 @@ func (s *Store) runBatch(batch []*batchReq) {
 		answer()
 		return
 	}
-	for i, req := range batch {
+	var txStmts [numStmts]*sql.Stmt // the statements bound to tx, made at first use
+	single := 0                     // batch[:single] runs one statement a request
+	for i := 0; i < len(batch); i++ {
+		req := batch[i]
 		if err := req.ctx.Err(); err != nil {
 			results[i].err = err
 			continue
 		}
-		n, err := rowsAffected(tx.StmtContext(ctx, s.stmts[req.stmt]).ExecContext(ctx, req.args...))
+		if j, k := claimRun(batch, i); i >= single && k >= 0 {
+			if err := recordClaims(ctx, tx.StmtContext(ctx, s.claimRows[k]), batch[i:j]); err == nil {
+				i = j - 1 // their results are zero: no error, n not counted
+				continue
+			} else if isConstraint(err) {
+				// SQLite undid the statement alone: run its rows one
+				// by one, to tell which failed.
+				single = j
+			} else {
+				tx.Rollback()
+				fail(i, fmt.Errorf("transaction aborted by a statement: %w", err))
+				answer()
+				return
+			}
+		}
+		st := txStmts[req.stmt]
+		if st == nil {
+			st = tx.StmtContext(ctx, s.stmts[req.stmt])
+			txStmts[req.stmt] = st
+		}
+		n, err := rowsAffected(st.ExecContext(ctx, req.args...))
 		if err != nil && isConstraint(err) {
 			// SQLite undid this statement alone; the transaction goes on.
 			results[i].err = err
@@ -211,6 +235,53 @@ func (s *Store) runBatch(batch []*batchReq) {
 		}
 	}
 	answer()
+}
+
+// claimChunks are the numbers of claims that one INSERT records, largest
+// first: a run of RecordClaims in a batch goes as statements of these many
+// rows, and what is left one by one. Under load a batch holds tens of
+// RecordClaims, and one statement of many rows pays the per-statement work
+// of database/sql and SQLite (binding, running and halting the program)
+// once for all of them: that work was about half of the committer's time
+// in imxbench e2e (docs/benchmarks.md). The statements are prepared at
+// Open (Store.claimRows): a statement cannot be prepared on the write
+// connection while the committer's transaction holds it.
+var claimChunks = [...]int{32, 8, 2}
+
+// claimRun returns the end j of the run of RecordClaim requests that
+// starts at batch[i], the longest of claimChunks it has room for, and that
+// chunk's index k; k is −1 if the run is shorter than every chunk.
+// Requests whose context has ended end the run.
+func claimRun(batch []*batchReq, i int) (j, k int) {
+	j = i
+	for j < len(batch) && j-i < claimChunks[0] && batch[j].stmt == stmtRecordClaim && batch[j].ctx.Err() == nil {
+		j++
+	}
+	for k, n := range claimChunks {
+		if j-i >= n {
+			return i + n, k
+		}
+	}
+	return j, -1
+}
+
+// claimRowsSQL is the statement that records n claims: stmtRecordClaim
+// with n rows of values.
+func claimRowsSQL(n int) string {
+	head, tail, _ := strings.Cut(stmtSQL[stmtRecordClaim], claimRow)
+	return head + claimRow + strings.Repeat(", "+claimRow, n-1) + tail
+}
+
+// recordClaims runs the RecordClaim requests reqs as the one statement st
+// of len(reqs) rows. Two rows of one (origin, id) do what two statements
+// would: the second is the conflict of the first.
+func recordClaims(ctx context.Context, st *sql.Stmt, reqs []*batchReq) error {
+	args := make([]any, 0, len(reqs)*len(reqs[0].args))
+	for _, req := range reqs {
+		args = append(args, req.args...)
+	}
+	_, err := st.ExecContext(ctx, args...)
+	return err
 }
 
 func allLazy(batch []*batchReq) bool {

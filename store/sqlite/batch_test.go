@@ -3,11 +3,13 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/imxproject/imx/store"
+	"github.com/imxproject/imx/wire"
 )
 
 // TestBatchIsolation runs one group commit by hand: a duplicate insert
@@ -52,6 +54,69 @@ func TestBatchIsolation(t *testing.T) {
 	st, _, err := s.Claim(t.Context(), "beta.example", []byte("m"), t0())
 	if err != nil || st != store.InFlight {
 		t.Fatalf("Claim of the batched claim = %v, %v; want in flight", st, err)
+	}
+}
+
+// TestBatchRecordsClaimsTogether runs one group commit by hand with a run
+// of 45 RecordClaims, which go as statements of 32 and 8 rows and as
+// single ones: each is recorded with its own result, a repeat of an id
+// in the run leaves the first result, a canceled one ends a run, and a
+// row that SQLite refuses fails alone (its statement runs again one row
+// at a time).
+func TestBatchRecordsClaimsTogether(t *testing.T) {
+	ctx := t.Context()
+	for _, bad := range []int{-1, 17} {
+		s := newStore(t, Options{})
+		canceled, cancel := context.WithCancel(ctx)
+		cancel()
+		results := make([]batchRes, 45)
+		var batch []*batchReq
+		for i := range results {
+			id := fmt.Appendf(nil, "m%02d", i)
+			var received any = int64(1000 + i)
+			reqCtx := ctx
+			switch {
+			case i == bad:
+				received = []byte("not a time") // a STRICT INTEGER column refuses it
+			case i == 40:
+				reqCtx = canceled
+			case i == 44:
+				id = []byte("m03") // a repeat, with another result
+			}
+			s.claims.add("beta.example", id, 1000) // as RecordClaim does
+			batch = append(batch, &batchReq{ctx: reqCtx, stmt: stmtRecordClaim, lazy: true,
+				then: func(res batchRes) { results[i] = res },
+				args: []any{"beta.example", id, received, int64(wire.StatusDelivered), int64(i)}})
+		}
+		s.runBatch(batch)
+		for i, res := range results {
+			switch {
+			case i == bad:
+				if !isConstraint(res.err) {
+					t.Errorf("bad row %d: %v, want a constraint error", i, res.err)
+				}
+				continue
+			case i == 40:
+				if !errors.Is(res.err, context.Canceled) {
+					t.Errorf("canceled row: %v", res.err)
+				}
+				continue
+			case res.err != nil:
+				t.Errorf("bad row %d, row %d: %v", bad, i, res.err)
+				continue
+			case i == 44:
+				continue
+			}
+			state, got, err := s.LookupClaim(ctx, "beta.example", fmt.Appendf(nil, "m%02d", i))
+			if err != nil || state != store.Settled || got != (store.Result{Status: wire.StatusDelivered, Count: uint32(i)}) {
+				t.Errorf("bad row %d, claim %d: %v %+v %v", bad, i, state, got, err)
+			}
+		}
+		for _, i := range []int{bad, 40} {
+			if state, _, err := s.LookupClaim(ctx, "beta.example", fmt.Appendf(nil, "m%02d", i)); i >= 0 && (err != nil || state != 0) {
+				t.Errorf("claim %d recorded: %v %v", i, state, err)
+			}
+		}
 	}
 }
 

@@ -50,10 +50,12 @@ type Store struct {
 	r    *sql.DB // the read pool
 	pw   store.PasswordParams
 
-	hot    hotCache                // answers of the reads of every message (cache.go)
-	claims *claimFilter            // the claims that may be in the table (claimfilter.go)
-	stmts  [numStmts]*sql.Stmt     // the hot statements, prepared on w
-	rstmts [numReadStmts]*sql.Stmt // the hot queries, prepared on the read pool
+	hot    hotCache            // answers of the reads of every message (cache.go)
+	claims *claimFilter        // the claims that may be in the table (claimfilter.go)
+	stmts  [numStmts]*sql.Stmt // the hot statements, prepared on w
+	// claimRows[k] records claimChunks[k] claims at once (recordClaims).
+	claimRows [len(claimChunks)]*sql.Stmt
+	rstmts    [numReadStmts]*sql.Stmt // the hot queries, prepared on the read pool
 
 	// The group commit of the hot statements (batch.go).
 	reqs          chan *batchReq
@@ -198,6 +200,12 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}
+	for k, n := range claimChunks {
+		if st.claimRows[k], err = w.PrepareContext(ctx, claimRowsSQL(n)); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("prepare the record of %d claims: %w", n, err)
+		}
+	}
 	for i, q := range readStmtSQL {
 		if st.rstmts[i], err = r.PrepareContext(ctx, q); err != nil {
 			st.Close()
@@ -221,10 +229,14 @@ const (
 	numStmts
 )
 
+// claimRow is the row of values of stmtRecordClaim, which recordClaims
+// repeats.
+const claimRow = "(?, ?, ?, ?, ?)"
+
 var stmtSQL = [numStmts]string{
 	stmtClaim:  `INSERT INTO claims (origin, id, received) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 	stmtSettle: `UPDATE claims SET status = ?, count = ? WHERE origin = ? AND id = ? AND status IS NULL`,
-	stmtRecordClaim: `INSERT INTO claims (origin, id, received, status, count) VALUES (?, ?, ?, ?, ?)
+	stmtRecordClaim: `INSERT INTO claims (origin, id, received, status, count) VALUES ` + claimRow + `
 		ON CONFLICT (origin, id) DO UPDATE SET status = excluded.status, count = excluded.count WHERE claims.status IS NULL`,
 	stmtOutboxPut: `INSERT INTO outbox (id, sender, recipient, mime, created, attempts, next_attempt, last_error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -290,7 +302,7 @@ func (s *Store) Close() error {
 		s.failWaiting()
 		<-s.ckDone
 		var errs []error
-		for _, st := range append(s.stmts[:], s.rstmts[:]...) {
+		for _, st := range append(append(s.stmts[:], s.rstmts[:]...), s.claimRows[:]...) {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}
