@@ -7,8 +7,8 @@
 // of the CPU. A worker of a Pool keeps its stack between jobs, as deep as
 // its jobs made it, so the next job finds it grown. The garbage collector
 // halves the stack of a parked goroutine that uses less than a quarter of
-// it, though, so a pool of deep jobs (Config.Deep) parks its idle workers
-// in a frame of 8 KiB: a stack of up to 32 KiB survives the collections.
+// it, though, so a pool of deep jobs (Config.Deep) runs its workers below
+// a frame of 8 KiB: a stack of up to 32 KiB survives the collections.
 //
 // A Pool has no bound of its own: [Pool.Go] never waits, and hands the job
 // to an idle worker or starts a new one. The owner bounds its jobs (slots
@@ -67,13 +67,14 @@ type Config[J any] struct {
 	Group *sync.WaitGroup
 	// Live, if set, is kept equal to Live() (an owner's statistics).
 	Live *atomic.Int64
-	// Deep says that the jobs run deep code. An idle worker then waits
-	// for its next job in a frame of parkFrame bytes, which costs that
-	// much stack while idle but keeps a stack of up to 4 × parkFrame from
-	// being halved at every garbage collection and grown again, copied
-	// each time, by the next job: 6–9% of the CPU of an imxd process
-	// under the e2e load (docs/benchmarks.md). Leave it false for shallow
-	// jobs, such as a session's writes.
+	// Deep says that the jobs run deep code. A worker then runs its jobs
+	// below a frame of parkFrame bytes, which costs that much stack but
+	// keeps a stack of up to 4 × parkFrame (jobs up to 3 × parkFrame
+	// deep) from being halved at every garbage collection while the
+	// worker is idle, and grown again, copied each time, by the next job:
+	// 6–9% of the CPU of an imxd process under the e2e load
+	// (docs/benchmarks.md). Leave it false for shallow jobs, such as a
+	// session's writes.
 	Deep bool
 }
 
@@ -151,7 +152,11 @@ func (p *Pool[J]) Go(j J) {
 	}
 	w := &worker[J]{jobs: make(chan J, 1)}
 	w.jobs <- j // not captured by a closure, which would move every j to the heap
-	p.spawn(func() { p.work(w) })
+	if p.deep {
+		p.spawn(func() { p.workDeep(w) })
+	} else {
+		p.spawn(func() { p.work(w) })
+	}
 }
 
 // spawn runs f on a new goroutine of the pool; running counts it already.
@@ -193,11 +198,7 @@ func (p *Pool[J]) work(w *worker[J]) {
 	var j, zero J
 	for {
 		var ok bool
-		if p.deep {
-			j, ok = waitDeep(w.jobs)
-		} else {
-			j, ok = <-w.jobs
-		}
+		j, ok = <-w.jobs
 		if !ok {
 			return
 		}
@@ -213,20 +214,19 @@ func (p *Pool[J]) work(w *worker[J]) {
 	}
 }
 
-// waitDeep receives from jobs in a frame of parkFrame bytes, which the
-// runtime counts as stack in use while the goroutine is parked here
-// (runtime.shrinkstack halves a stack only when less than a quarter of it
-// is in use).
+// workDeep runs work below a frame of parkFrame bytes, which the runtime
+// counts as stack in use whenever the worker is parked (runtime.shrinkstack
+// halves a stack only when less than a quarter of it is in use). The frame
+// is zeroed once, as the worker starts, not at every job.
 //
 //go:noinline
-func waitDeep[J any](jobs <-chan J) (J, bool) {
+func (p *Pool[J]) workDeep(w *worker[J]) {
 	var frame [parkFrame]byte
-	j, ok := <-jobs
 	keepFrame(&frame)
-	return j, ok
+	p.work(w)
 }
 
-// keepFrame makes the compiler keep the frame of waitDeep.
+// keepFrame makes the compiler keep the frame of workDeep.
 //
 //go:noinline
 func keepFrame(*[parkFrame]byte) {}
