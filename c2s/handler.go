@@ -365,15 +365,9 @@ func (h *Handler) Push(ctx context.Context, user addr.Address, rec wire.Record) 
 	var buf [8]*session
 	n := 0
 	for _, s := range h.sessionsOf(user, buf[:0]) {
-		if s.lc.TrySend(rec) {
-			n++
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, h.cfg.DeliverTimeout)
-		if s.lc.Send(pctx, rec) == nil {
+		if s.lc.SendWithin(ctx, rec, h.cfg.DeliverTimeout) == nil {
 			n++
 		}
-		cancel()
 	}
 	return n
 }

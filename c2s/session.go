@@ -174,9 +174,7 @@ func (s *session) queue(rec wire.Record) {
 	if d <= 0 {
 		d = link.DefaultWriteTimeout
 	}
-	ctx, cancel := context.WithTimeout(s.h.ctx, d)
-	defer cancel()
-	if err := s.lc.Send(ctx, rec); err != nil && !errors.Is(err, link.ErrClosed) {
+	if err := s.lc.SendWithin(s.h.ctx, rec, d); err != nil && !errors.Is(err, link.ErrClosed) {
 		s.log.Warn("client not reading; dropping the connection", "err", err)
 		s.lc.Abort(fmt.Errorf("c2s: queue full: %w", err))
 	}
@@ -359,18 +357,13 @@ func (s *session) deliver(ctx context.Context, m *wire.Message) bool {
 	call := s.lc.Requests().Start()
 	cp := *m
 	cp.Head = wire.Head{Tag: call.Tag()}
-	if !s.lc.TrySend(&cp) { // full: wait a little
-		ctx, cancel := context.WithTimeout(ctx, h.cfg.DeliverTimeout)
-		err := s.lc.Send(ctx, &cp)
-		cancel()
-		if err != nil {
-			call.Cancel()
-			s.unacked.Add(-1)
-			if !errors.Is(err, link.ErrClosed) {
-				s.slow("send queue full")
-			}
-			return false
+	if err := s.lc.SendWithin(ctx, &cp, h.cfg.DeliverTimeout); err != nil { // full: it waited a little
+		call.Cancel()
+		s.unacked.Add(-1)
+		if !errors.Is(err, link.ErrClosed) {
+			s.slow("send queue full")
 		}
+		return false
 	}
 	h.Stats.Delivered.Add(1)
 	s.track(call)

@@ -581,13 +581,7 @@ func (c *Client) handOver(p pendingMsg) bool {
 		return false
 	}
 	ack := &wire.Result{Head: wire.Head{Tag: p.tag}, Code: wire.StatusOK}
-	if c.lc.TrySend(ack) {
-		return true // the common case, without a timer
-	}
-	// The queue is full, or the connection is closing (Send says which).
-	ctx, cancel := context.WithTimeout(context.Background(), link.DefaultWriteTimeout)
-	defer cancel()
-	if err := c.lc.Send(ctx, ack); err != nil && !errors.Is(err, link.ErrClosed) {
+	if err := c.lc.SendWithin(context.Background(), ack, link.DefaultWriteTimeout); err != nil && !errors.Is(err, link.ErrClosed) {
 		c.log.Warn("could not acknowledge a message", "err", err)
 	}
 	return true

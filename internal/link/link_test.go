@@ -484,6 +484,22 @@ func TestSendBackpressure(t *testing.T) {
 	if err := c.Send(ctx, msg(3, "x")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Send on a full queue: %v", err)
 	}
+	// SendWithin waits its own bound, with a context that never ends.
+	start := time.Now()
+	if err := c.SendWithin(context.Background(), msg(3, "x"), 30*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SendWithin on a full queue: %v", err)
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Errorf("SendWithin gave up after %v, want 30ms", waited)
+	}
+	// Room made while it waits lets it in.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		c.pop() // as the writer takes a record
+	}()
+	if err := c.SendWithin(context.Background(), msg(4, "x"), 10*time.Second); err != nil {
+		t.Errorf("SendWithin when room is made: %v", err)
+	}
 }
 
 // TestCallTimeout: a request without an answer fails at its deadline and a
