@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,10 +81,11 @@ func (s *e2eState) body(phase int, sched time.Time) string {
 	return string(b)
 }
 
+// send sends one message and counts its result. ctx bounds the whole run
+// (sendContext): a context with a timeout for each message was 2% of
+// imxbench's CPU, which the servers then lacked.
 func (s *e2eState) send(ctx context.Context, i int, phase int, sched time.Time) {
 	c := s.senders[i%len(s.senders)]
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	res, err := c.SendMessage(ctx, &wire.Send{To: s.to[i%len(s.to)], Body: s.body(phase, sched)})
 	switch {
 	case err != nil:
@@ -218,6 +220,13 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	// shared machine (the ramp once stopped at 8 in flight).
 	var phase atomic.Int32
 	phase.Store(phaseWarmup)
+	settle := min(o.step/4, 500*time.Millisecond)
+	// Every send of the run shares one deadline, past the longest the run
+	// can take, so that a result that never comes ends the run with an
+	// error rather than hanging it.
+	rampSteps := bits.Len(uint(o.maxConc)) + 1
+	ctx, cancel := context.WithTimeout(ctx, c.warmup+time.Duration(rampSteps)*(settle+o.step)+2*c.duration+time.Minute)
+	defer cancel()
 	p := &pool{s: s, ctx: ctx, stop: make(chan struct{})}
 	conc := min(4, o.maxConc)
 	p.grow(conc, &phase)
@@ -236,7 +245,6 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	}
 	var steps []step
 	best, misses := step{}, 0
-	settle := min(o.step/4, 500*time.Millisecond)
 	rampCPU := w.startCPU()
 	for {
 		if err := sleepCtx(ctx, settle); err != nil {
