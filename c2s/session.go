@@ -422,7 +422,7 @@ func (s *session) track(call *link.Call) {
 func (s *session) waitAcks() {
 	defer s.ackWG.Done()
 	h := s.h
-	log := s.lc.Logger().With("user", s.user.String(), "session", s.id)
+	log := func() *slog.Logger { return s.lc.Logger().With("user", s.user.String(), "session", s.id) }
 	for {
 		s.ackMu.Lock()
 		if len(s.acks) == 0 {
@@ -435,9 +435,7 @@ func (s *session) waitAcks() {
 		s.acks = s.acks[1:]
 		s.ackMu.Unlock()
 
-		ctx, cancel := context.WithDeadline(h.ctx, a.deadline)
-		rec, err := a.call.Wait(ctx, s.lc.Done())
-		cancel()
+		rec, err := a.call.WaitUntil(h.ctx, a.deadline, s.lc.Done())
 		s.unacked.Add(-1)
 		switch r, _ := rec.(*wire.Result); {
 		case err == nil && r != nil && r.Code == wire.StatusOK:
@@ -448,12 +446,12 @@ func (s *session) waitAcks() {
 			if r != nil {
 				code = r.Code
 			}
-			log.Info("client refused a message", "tag", a.call.Tag(), "code", code)
+			log().Info("client refused a message", "tag", a.call.Tag(), "code", code)
 		case errors.Is(err, link.ErrClosed) || h.ctx.Err() != nil:
 			h.Stats.Unacked.Add(1) // the connection or the server ended
 		default:
 			h.Stats.Unacked.Add(1)
-			log.Warn("client did not acknowledge a message", "tag", a.call.Tag(), "err", err)
+			log().Warn("client did not acknowledge a message", "tag", a.call.Tag(), "err", err)
 		}
 	}
 }

@@ -520,6 +520,53 @@ func TestCallTimeout(t *testing.T) {
 	}
 }
 
+// TestCallWaitUntil: a response already there is taken, even past the
+// deadline; without one the call fails at its deadline, at once if it has
+// passed, and is forgotten; a response that comes while it waits ends it.
+func TestCallWaitUntil(t *testing.T) {
+	var reqs Requests
+	resp := func(c *Call) *wire.Result {
+		return &wire.Result{Head: wire.Head{Tag: c.Tag(), Flags: wire.FlagResponse}, Code: wire.StatusOK}
+	}
+	ctx := context.Background()
+
+	call := reqs.Start()
+	reqs.Deliver(resp(call))
+	if rec, err := call.WaitUntil(ctx, time.Now().Add(-time.Second), nil); err != nil || rec == nil {
+		t.Errorf("response there, deadline passed: %v, %v", rec, err)
+	}
+
+	call = reqs.Start()
+	if _, err := call.WaitUntil(ctx, time.Now().Add(-time.Second), nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("deadline passed: %v", err)
+	}
+	start := time.Now()
+	call = reqs.Start()
+	if _, err := call.WaitUntil(ctx, start.Add(20*time.Millisecond), nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("no response: %v", err)
+	}
+	if waited := time.Since(start); waited < 20*time.Millisecond {
+		t.Errorf("gave up after %v, want 20ms", waited)
+	}
+	if reqs.Pending() != 0 {
+		t.Errorf("%d calls still pending after their deadlines", reqs.Pending())
+	}
+
+	call = reqs.Start()
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		reqs.Deliver(resp(call))
+	}()
+	if rec, err := call.WaitUntil(ctx, time.Now().Add(10*time.Second), nil); err != nil || rec == nil {
+		t.Errorf("response while waiting: %v, %v", rec, err)
+	}
+	done := make(chan struct{})
+	close(done)
+	if _, err := reqs.Start().WaitUntil(ctx, time.Now().Add(10*time.Second), done); !errors.Is(err, ErrClosed) {
+		t.Errorf("connection done: %v", err)
+	}
+}
+
 // BenchmarkMessages sends MESSAGE frames with 200-byte bodies through one
 // connection, one direction, and waits until the peer has read them all.
 func BenchmarkMessages(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/imxproject/imx/wire"
 )
@@ -116,6 +117,41 @@ func (c *Call) Wait(ctx context.Context, done <-chan struct{}) (wire.Record, err
 	case <-done:
 		c.Cancel()
 		return c.late(ErrClosed)
+	}
+}
+
+// WaitUntil is Wait that gives up at deadline (unless it is zero), with
+// context.DeadlineExceeded. A response already there is taken at once, and
+// a timer is started only to wait: a context.WithDeadline for every
+// acknowledgement a server waits for was 3% of its CPU under load.
+func (c *Call) WaitUntil(ctx context.Context, deadline time.Time, done <-chan struct{}) (wire.Record, error) {
+	select {
+	case rec := <-c.ch:
+		return rec, nil
+	default:
+	}
+	if deadline.IsZero() {
+		return c.Wait(ctx, done)
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		c.Cancel()
+		return c.late(context.DeadlineExceeded)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case rec := <-c.ch:
+		return rec, nil
+	case <-ctx.Done():
+		c.Cancel()
+		return c.late(ctx.Err())
+	case <-done:
+		c.Cancel()
+		return c.late(ErrClosed)
+	case <-t.C:
+		c.Cancel()
+		return c.late(context.DeadlineExceeded)
 	}
 }
 
