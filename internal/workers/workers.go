@@ -78,7 +78,7 @@ type Config[J any] struct {
 	Deep bool
 }
 
-// parkFrame is the frame a worker of a deep pool waits in.
+// parkFrame is the frame that the workers of a deep pool run below.
 const parkFrame = 8 << 10
 
 // Pool runs jobs of type J on long-lived worker goroutines. Its methods may

@@ -503,8 +503,10 @@ func TestDeepKeepsStacks(t *testing.T) {
 		p.Wait()
 	}
 	t.Logf("stack given back by two collections: shallow %d KiB, deep %d KiB", shrunk[false]>>10, shrunk[true]>>10)
-	if shrunk[false] < workers*16<<10 {
-		t.Errorf("a shallow pool's idle workers gave back %d bytes of stack, want their stacks halved (at least %d)", shrunk[false], workers*16<<10)
+	// Two collections halve a 32 KiB stack twice (24 KiB back); at least
+	// once even if a collection of its own ran just before (8 KiB).
+	if shrunk[false] < workers*8<<10 {
+		t.Errorf("a shallow pool's idle workers gave back %d bytes of stack, want their stacks halved (at least %d)", shrunk[false], workers*8<<10)
 	}
 	if shrunk[true] > workers*4<<10 {
 		t.Errorf("a deep pool's idle workers gave back %d bytes of stack, want them kept", shrunk[true])
