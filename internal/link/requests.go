@@ -108,16 +108,7 @@ func (r *Requests) Pending() int {
 // fast when the connection that carried the request dies; nil to wait on).
 // On any error the call is cancelled.
 func (c *Call) Wait(ctx context.Context, done <-chan struct{}) (wire.Record, error) {
-	select {
-	case rec := <-c.ch:
-		return rec, nil
-	case <-ctx.Done():
-		c.Cancel()
-		return c.late(ctx.Err())
-	case <-done:
-		c.Cancel()
-		return c.late(ErrClosed)
-	}
+	return c.wait(ctx, nil, done)
 }
 
 // WaitUntil is Wait that gives up at deadline (unless it is zero), with
@@ -131,7 +122,7 @@ func (c *Call) WaitUntil(ctx context.Context, deadline time.Time, done <-chan st
 	default:
 	}
 	if deadline.IsZero() {
-		return c.Wait(ctx, done)
+		return c.wait(ctx, nil, done)
 	}
 	d := time.Until(deadline)
 	if d <= 0 {
@@ -140,6 +131,11 @@ func (c *Call) WaitUntil(ctx context.Context, deadline time.Time, done <-chan st
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
+	return c.wait(ctx, t.C, done)
+}
+
+// wait is Wait, which also gives up when expired (nil: never) delivers.
+func (c *Call) wait(ctx context.Context, expired <-chan time.Time, done <-chan struct{}) (wire.Record, error) {
 	select {
 	case rec := <-c.ch:
 		return rec, nil
@@ -149,7 +145,7 @@ func (c *Call) WaitUntil(ctx context.Context, deadline time.Time, done <-chan st
 	case <-done:
 		c.Cancel()
 		return c.late(ErrClosed)
-	case <-t.C:
+	case <-expired:
 		c.Cancel()
 		return c.late(context.DeadlineExceeded)
 	}
