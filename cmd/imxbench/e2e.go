@@ -33,6 +33,7 @@ type e2eOpts struct {
 	step               time.Duration
 	size               int
 	profile            string
+	paced              float64
 }
 
 func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
@@ -43,12 +44,13 @@ func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report,
 	fs.DurationVar(&o.step, "step", 2*time.Second, "length of each ramp step")
 	fs.IntVar(&o.size, "size", 200, "message body size in bytes")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the paced phase into this directory")
+	fs.Float64Var(&o.paced, "paced", 0.5, "the paced phase's rate, as a fraction of the highest sustained rate (0.5: the latency at half load that the target names; near 1 with -profile: where the time goes at full load)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if limit := o.senders * c2s.DefaultMaxSendsInFlight; o.maxConc == 0 || o.maxConc > limit {
 			o.maxConc = limit
 		}
-		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 {
-			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40")
+		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 || o.paced <= 0 || o.paced > 1 {
+			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40, 0 < -paced ≤ 1")
 		}
 		return runE2E(ctx, c, w, &o)
 	}
@@ -212,6 +214,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	r.param("warmup_s", "warm-up", c.warmup.Seconds())
 	r.param("step_s", "ramp step", o.step.Seconds())
 	r.param("duration_s", "paced phase", c.duration.Seconds())
+	r.param("paced", "paced rate, of the highest", o.paced)
 
 	// Warm-up, then ramp: double the messages in flight up to
 	// -max-concurrency, unless the rate collapses (under half the best
@@ -293,10 +296,11 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 		return nil, fmt.Errorf("no message went through while ramping (%d failed, first: %v)", s.failed.Load(), s.firstErr.Load())
 	}
 
-	// Paced phase at half the highest rate: each message has a scheduled
-	// send time and its latency is counted from it, so that a sender that
-	// falls behind shows up in the latency rather than hiding it.
-	target := best.rate / 2
+	// Paced phase at -paced (half) of the highest rate: each message has a
+	// scheduled send time and its latency is counted from it, so that a
+	// sender that falls behind shows up in the latency rather than hiding
+	// it.
+	target := best.rate * o.paced
 	interval := time.Duration(float64(time.Second) / target)
 	total := int(target * c.duration.Seconds())
 	okBefore := s.ok.Load()

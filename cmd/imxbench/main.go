@@ -13,7 +13,8 @@
 //	e2e     clients on domain A send to clients on domain B (client → A → B →
 //	        client): the highest sustained rate (doubling the messages in
 //	        flight from 4 up to -max-concurrency, the best step's rate),
-//	        then half that rate, paced, for the latency distribution
+//	        then half that rate (-paced), paced, for the latency
+//	        distribution
 //	s2s     MESSAGE frames over one authenticated server connection: from an
 //	        s2s node run by imxbench into a real imxd (-mode imxd, the
 //	        default), or between two s2s nodes inside imxbench over loopback
@@ -77,7 +78,7 @@ const usage = `usage: imxbench SCENARIO [flags]
 
 scenarios:
   e2e     client → domain A → domain B → client: highest sustained rate, then
-          the latency distribution at half that rate
+          the latency distribution at half that rate (-paced)
   s2s     MESSAGE frames over one authenticated server connection
           (-mode imxd: into a real imxd; -mode link: two s2s nodes in imxbench)
   idle    N idle client sessions: imxd memory per session

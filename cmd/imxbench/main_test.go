@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,7 +130,7 @@ func TestScenarios(t *testing.T) {
 	}
 
 	t.Run("e2e", func(t *testing.T) {
-		res := check(t, "e2e", "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8")
+		res := check(t, "e2e", "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-paced", "0.4")
 		positive(t, res, "max_rate", "paced_rate", "latency_p50_ms", "latency_p99_ms", "latency_count")
 		zero(t, res, "errors")
 		if cpu, ok := res["imxd_cpu_s"].(map[string]any); !ok || len(cpu) != 2 {
@@ -137,6 +138,9 @@ func TestScenarios(t *testing.T) {
 		}
 		if p50, p99 := res["latency_p50_ms"].(float64), res["latency_p99_ms"].(float64); p50 > p99 {
 			t.Errorf("p50 %v > p99 %v", p50, p99)
+		}
+		if max, asked := res["max_rate"].(float64), res["paced_target"].(float64); res["paced"] != 0.4 || math.Abs(asked-0.4*max) > 1 {
+			t.Errorf("paced %v asked %v msgs/s of the highest %v, want -paced 0.4 of it", res["paced"], asked, max)
 		}
 	})
 	t.Run("s2s", func(t *testing.T) {
