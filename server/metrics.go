@@ -65,6 +65,17 @@ var (
 		[]string{"kind", "direction", "type"}, nil)
 	outboxDesc = prometheus.NewDesc("imx_outbox_messages",
 		"Messages to other domains in the outbox, waiting for their final result.", nil, nil)
+	claimLookupsDesc = prometheus.NewDesc("imx_store_claim_lookups_total",
+		"Look-ups of a received message's id, by what answered: the claims filter (a new id) or a read of the table.",
+		[]string{"answer"}, nil)
+	claimFilterBytesDesc = prometheus.NewDesc("imx_store_claims_filter_bytes",
+		"Memory of the claims filter, all generations.", nil, nil)
+	claimFilterGensDesc = prometheus.NewDesc("imx_store_claims_filter_generations",
+		"Generations of the claims filter.", nil, nil)
+	commitsDesc = prometheus.NewDesc("imx_store_commits_total",
+		"Transactions of the store's group commit.", nil, nil)
+	commitWritesDesc = prometheus.NewDesc("imx_store_commit_writes_total",
+		"Writes run by the store's group commit; divided by imx_store_commits_total, the mean batch.", nil, nil)
 )
 
 // scrape collects what is read at scrape time.
@@ -76,6 +87,11 @@ func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clientLoginsDesc
 	ch <- framesDesc
 	ch <- outboxDesc
+	ch <- claimLookupsDesc
+	ch <- claimFilterBytesDesc
+	ch <- claimFilterGensDesc
+	ch <- commitsDesc
+	ch <- commitWritesDesc
 }
 
 func (c *scrape) Collect(ch chan<- prometheus.Metric) {
@@ -95,6 +111,15 @@ func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(framesDesc, prometheus.CounterValue, float64(out), kind, "out", name)
 		})
 	}
+	ss := &s.store.Stats
+	lookups, reads := ss.ClaimLookups.Load(), ss.ClaimReads.Load()
+	ch <- prometheus.MustNewConstMetric(claimLookupsDesc, prometheus.CounterValue, float64(lookups-reads), "filter")
+	ch <- prometheus.MustNewConstMetric(claimLookupsDesc, prometheus.CounterValue, float64(reads), "table")
+	bytes, gens := s.store.ClaimFilterSize()
+	ch <- prometheus.MustNewConstMetric(claimFilterBytesDesc, prometheus.GaugeValue, float64(bytes))
+	ch <- prometheus.MustNewConstMetric(claimFilterGensDesc, prometheus.GaugeValue, float64(gens))
+	ch <- prometheus.MustNewConstMetric(commitsDesc, prometheus.CounterValue, float64(ss.Commits.Load()))
+	ch <- prometheus.MustNewConstMetric(commitWritesDesc, prometheus.CounterValue, float64(ss.Writes.Load()))
 	ctx, cancel := context.WithTimeout(context.Background(), outboxTimeout)
 	defer cancel()
 	n, err := s.store.CountOutbox(ctx)

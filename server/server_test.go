@@ -152,6 +152,9 @@ func TestMetrics(t *testing.T) {
 		`imx_client_connections`:                                         2,
 		`imx_client_logins_total{result="ok"}`:                           2,
 		`imx_outbox_messages`:                                            0,
+		`imx_store_claims_filter_bytes`:                                  128 << 10, // a new store
+		`imx_store_claims_filter_generations`:                            1,
+		`imx_store_claim_lookups_total{answer="table"}`:                  0, // only for messages from other domains
 		`imx_router_send_duration_seconds_count{route="local"}`:          1,
 		`imx_frames_total{direction="in",kind="client",type="SEND"}`:     1,
 		`imx_frames_total{direction="out",kind="client",type="MESSAGE"}`: 1,

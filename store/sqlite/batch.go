@@ -154,6 +154,8 @@ func (s *Store) committer() {
 // statement, in autocommit mode) and answers every request.
 func (s *Store) runBatch(batch []*batchReq) {
 	ctx := context.Background() // each request's own context is checked below
+	s.Stats.Commits.Add(1)
+	s.Stats.Writes.Add(uint64(len(batch)))
 	if len(batch) == 1 {
 		req := batch[0]
 		var res batchRes

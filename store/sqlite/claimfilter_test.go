@@ -119,6 +119,41 @@ func TestClaimFilterGenerations(t *testing.T) {
 	}
 }
 
+// TestClaimStats: the Store counts the look-ups of ids that the filter
+// answers and those that read the table, and its group commits; a new
+// store's filter is one generation of 128 KiB.
+func TestClaimStats(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, Options{})
+	if bytes, gens := s.ClaimFilterSize(); bytes != 128<<10 || gens != 1 {
+		t.Errorf("a new store's filter: %d bytes, %d generations; want 128 KiB, 1", bytes, gens)
+	}
+	st := &s.Stats
+	for i := range 10 {
+		if state, _, err := s.LookupClaim(ctx, "beta.example", fmt.Appendf(nil, "new-%d", i)); err != nil || state != 0 {
+			t.Fatalf("LookupClaim of a new id: %v, %v", state, err)
+		}
+	}
+	if st.ClaimLookups.Load() != 10 || st.ClaimReads.Load() > 1 {
+		t.Errorf("after 10 new ids: %d look-ups, %d reads; want 10 and (almost surely) 0", st.ClaimLookups.Load(), st.ClaimReads.Load())
+	}
+	commits, reads := st.Commits.Load(), st.ClaimReads.Load()
+	done := make(chan error, 1)
+	s.RecordClaim(ctx, "beta.example", []byte("seen"), time.Now(), store.Result{Status: wire.StatusDelivered, Count: 1}, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st.Commits.Load() != commits+1 || st.Writes.Load() < st.Commits.Load() {
+		t.Errorf("a record: commits %d → %d, writes %d", commits, st.Commits.Load(), st.Writes.Load())
+	}
+	if state, _, err := s.LookupClaim(ctx, "beta.example", []byte("seen")); err != nil || state != store.Settled {
+		t.Fatalf("LookupClaim of a recorded id: %v, %v", state, err)
+	}
+	if st.ClaimReads.Load() != reads+1 {
+		t.Errorf("a recorded id: reads %d → %d, want one more", reads, st.ClaimReads.Load())
+	}
+}
+
 // TestLookupClaimAfterReopen: the filter is rebuilt from the table at
 // open, so a claim recorded by an earlier process is found.
 func TestLookupClaimAfterReopen(t *testing.T) {

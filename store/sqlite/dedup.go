@@ -90,9 +90,11 @@ func (s *Store) LookupClaim(ctx context.Context, origin string, id []byte) (stor
 	if err := checkClaim(origin, id); err != nil {
 		return 0, store.Result{}, err
 	}
+	s.Stats.ClaimLookups.Add(1)
 	if !s.claims.mayHave(origin, id) {
 		return 0, store.Result{}, nil
 	}
+	s.Stats.ClaimReads.Add(1)
 	var (
 		status sql.NullInt64
 		count  int64

@@ -70,6 +70,28 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// Stats counts what the store does, for the server's metrics.
+	Stats Stats
+}
+
+// Stats are a Store's counters; they only grow.
+type Stats struct {
+	// ClaimLookups counts the LookupClaim calls, and ClaimReads those of
+	// them that the claims filter could not answer, which read the table.
+	ClaimLookups, ClaimReads atomic.Uint64
+	// Commits counts the transactions of the group commit (a lone
+	// statement in autocommit mode counts as one), and Writes the
+	// statements they ran: Writes / Commits is the mean batch.
+	Commits, Writes atomic.Uint64
+}
+
+// ClaimFilterSize returns the memory of the claims filter and its number
+// of generations (claimfilter.go).
+func (s *Store) ClaimFilterSize() (bytes uint64, generations int) {
+	s.claims.mu.Lock()
+	defer s.claims.mu.Unlock()
+	return s.claims.bits / 8, len(s.claims.gens)
 }
 
 var _ store.Store = (*Store)(nil)
