@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -59,7 +60,7 @@ func TestAttributesSet(t *testing.T) {
 	}
 	// A session that goes takes its capabilities with it.
 	_ = cli.ws.Close(websocket.StatusNormalClosure, "bye")
-	waitFor(t, "the union without the closed session", func() bool {
+	testutil.WaitFor(t, "the union without the closed session", func() bool {
 		return slices.Equal(srv.h.Capabilities(alice), []string{"html-lite", "typing"})
 	})
 	web.write(&wire.AttrsSet{Head: wire.Head{Tag: 23}, Attrs: []wire.Attr{{Name: "capabilities"}}})

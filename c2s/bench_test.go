@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -107,7 +108,7 @@ func BenchmarkIdleSessions(b *testing.B) {
 		_ = cmd.Wait()
 		b.Fatal("helper did not open its sessions")
 	}
-	waitFor(b, "the sessions", func() bool { return h.Stats.Sessions.Load() == int64(n) })
+	testutil.WaitFor(b, "the sessions", func() bool { return h.Stats.Sessions.Load() == int64(n) })
 	after := memNow()
 	if path := os.Getenv("IMX_C2S_HEAPPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
@@ -231,21 +232,9 @@ type benchRouter struct{ depth int }
 
 func (r benchRouter) Send(context.Context, addr.Address, *wire.Send) *wire.Result {
 	if r.depth > 0 {
-		deepStack(r.depth)
+		testutil.Deep(r.depth)
 	}
 	return &wire.Result{Code: wire.StatusOffline}
-}
-
-// deepStack uses about n×512 bytes of stack.
-//
-//go:noinline
-func deepStack(n int) byte {
-	var pad [480]byte
-	pad[n%len(pad)] = byte(n)
-	if n <= 0 {
-		return pad[0]
-	}
-	return deepStack(n-1) + pad[n%len(pad)]
 }
 
 // BenchmarkSendPipelined has one session keep 64 SENDs in flight (the

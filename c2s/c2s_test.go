@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -300,21 +301,6 @@ func loggedIn(t testing.TB, srv *testServer, user addr.Address, password string)
 	return c
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 func TestLoginPassword(t *testing.T) {
 	srv := startServer(t, nil)
 	c := dialRaw(t, srv.url)
@@ -323,7 +309,7 @@ func TestLoginPassword(t *testing.T) {
 	if s.User != "alice@alpha.example" || len(s.Session) != 32 || s.Expires != 30*24*3600 || s.ID == "" {
 		t.Errorf("SESSION %+v", s)
 	}
-	waitFor(t, "registration", func() bool { return srv.h.Online(alice) })
+	testutil.WaitFor(t, "registration", func() bool { return srv.h.Online(alice) })
 	if n := srv.h.Sessions(alice); n != 1 {
 		t.Errorf("Sessions = %d", n)
 	}
@@ -336,10 +322,10 @@ func TestLoginPassword(t *testing.T) {
 	if s := c2.login(alice, "alice pw", false); len(s.Session) != 0 || s.Expires != 0 {
 		t.Errorf("SESSION without remember: %+v", s)
 	}
-	waitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
+	testutil.WaitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
 	c.write(&wire.Close{Code: wire.StatusOK})
 	_ = c.ws.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "the session to end", func() bool { return srv.h.Sessions(alice) == 1 })
+	testutil.WaitFor(t, "the session to end", func() bool { return srv.h.Sessions(alice) == 1 })
 }
 
 func TestLoginFailuresClose(t *testing.T) {
@@ -396,7 +382,7 @@ func TestLoginToken(t *testing.T) {
 	c3.expectResult(2, wire.StatusAuthFailed)
 	c3.write(&wire.Login{Head: wire.Head{Tag: 3}, User: alice.String(), Session: bytes.Repeat([]byte{7}, 32)})
 	c3.expectResult(3, wire.StatusAuthFailed)
-	waitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
+	testutil.WaitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
 }
 
 // TestBeforeLogin: before LOGIN only HELLO, LOGIN, PING and CLOSE are
@@ -429,7 +415,7 @@ func TestDeliverToSessions(t *testing.T) {
 	a1 := loggedIn(t, srv, alice, "alice pw")
 	a2 := loggedIn(t, srv, alice, "alice pw")
 	b := loggedIn(t, srv, bob, "bob pw")
-	waitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
+	testutil.WaitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
 
 	b.write(&wire.Send{Head: wire.Head{Tag: 9}, To: alice.String(), ContentType: "text/plain", Body: "Hello Alice!", ID: []byte("c1")})
 	for _, a := range []*rawClient{a1, a2} {
@@ -446,7 +432,7 @@ func TestDeliverToSessions(t *testing.T) {
 	if r.Count != 2 {
 		t.Errorf("delivered to %d sessions, want 2", r.Count)
 	}
-	waitFor(t, "two acknowledgements", func() bool { return srv.h.Stats.Acked.Load() == 2 })
+	testutil.WaitFor(t, "two acknowledgements", func() bool { return srv.h.Stats.Acked.Load() == 2 })
 
 	// Offline, unknown, invalid.
 	b.write(&wire.Send{Head: wire.Head{Tag: 10}, To: carol.String(), Body: "x"})
@@ -527,7 +513,7 @@ func TestFraming(t *testing.T) {
 			if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 				t.Errorf("websocket closed with %v, want policy violation", err)
 			}
-			waitFor(t, "the session to end", func() bool { return !srv.h.Online(alice) })
+			testutil.WaitFor(t, "the session to end", func() bool { return !srv.h.Online(alice) })
 			if got := srv.h.Stats.FramingError.Load(); got != 1 {
 				t.Errorf("FramingError = %d", got)
 			}
@@ -586,7 +572,7 @@ func TestSubprotocolRequired(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.MaxUnacked = 2 })
 	a := loggedIn(t, srv, alice, "alice pw")
-	waitFor(t, "alice", func() bool { return srv.h.Online(alice) })
+	testutil.WaitFor(t, "alice", func() bool { return srv.h.Online(alice) })
 	m := &wire.Message{From: bob.String(), To: alice.String(), ID: []byte{1}, MIME: []byte("x")}
 	for i, want := range []int{1, 1, 0} {
 		if n := srv.h.Deliver(context.Background(), alice, m); n != want {
@@ -604,13 +590,13 @@ func TestDisconnect(t *testing.T) {
 	srv := startServer(t, nil)
 	a1 := loggedIn(t, srv, alice, "alice pw")
 	a2 := loggedIn(t, srv, alice, "alice pw")
-	waitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
+	testutil.WaitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
 	if n := srv.h.Disconnect(alice, wire.StatusNotAuthorized, "password changed"); n != 2 {
 		t.Errorf("Disconnect = %d", n)
 	}
 	a1.expectClosed(wire.StatusNotAuthorized)
 	a2.expectClosed(wire.StatusNotAuthorized)
-	waitFor(t, "no sessions", func() bool { return !srv.h.Online(alice) })
+	testutil.WaitFor(t, "no sessions", func() bool { return !srv.h.Online(alice) })
 }
 
 // TestShutdown: Shutdown refuses new SENDs, lets those in flight finish
@@ -621,7 +607,7 @@ func TestShutdown(t *testing.T) {
 	b := loggedIn(t, srv, bob, "bob pw")
 	a := loggedIn(t, srv, alice, "alice pw")
 	b.write(&wire.Send{Head: wire.Head{Tag: 60}, To: alice.String(), Body: "in flight"})
-	waitFor(t, "the SEND to reach the router", func() bool { return srv.h.Stats.Sends.Load() == 1 })
+	testutil.WaitFor(t, "the SEND to reach the router", func() bool { return srv.h.Stats.Sends.Load() == 1 })
 
 	done := make(chan error, 1)
 	go func() {
@@ -629,7 +615,7 @@ func TestShutdown(t *testing.T) {
 		defer cancel()
 		done <- srv.h.Shutdown(ctx)
 	}()
-	waitFor(t, "draining", func() bool {
+	testutil.WaitFor(t, "draining", func() bool {
 		srv.h.mu.Lock()
 		defer srv.h.mu.Unlock()
 		return srv.h.draining
@@ -662,7 +648,7 @@ func TestShutdownForced(t *testing.T) {
 	srv := startServer(t, func(c *Config) { c.Router.(*testRouter).gate = gate })
 	b := loggedIn(t, srv, bob, "bob pw")
 	b.write(&wire.Send{Head: wire.Head{Tag: 70}, To: alice.String(), Body: "stuck"})
-	waitFor(t, "the SEND to reach the router", func() bool { return srv.h.Stats.Sends.Load() == 1 })
+	testutil.WaitFor(t, "the SEND to reach the router", func() bool { return srv.h.Stats.Sends.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := srv.h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/imxproject/imx/internal/testutil"
 )
 
 // countingConn counts the Write calls that reach the connection.
@@ -21,33 +23,12 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func loopbackPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-accepted
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestCorkConn: what is written while corked reaches the peer in one
 // write at Uncork, in order, writes from another goroutine included; a
 // corked buffer over maxCorked is written out; uncorked writes go through
 // at once; no buffer is kept after Uncork.
 func TestCorkConn(t *testing.T) {
-	a, b := loopbackPair(t)
+	a, b := testutil.TCPPair(t)
 	under := &countingConn{Conn: a}
 	c := NewCorkConn(under)
 

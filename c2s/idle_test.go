@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -66,7 +67,7 @@ func TestIdleSessionWakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	waitFor(t, "the session", func() bool { return ts.h.Stats.Sessions.Load() == 1 })
+	testutil.WaitFor(t, "the session", func() bool { return ts.h.Stats.Sessions.Load() == 1 })
 	for i := range 3 {
 		time.Sleep(10 * time.Millisecond) // idle: the reader waits
 		tag := uint32(10 + i)

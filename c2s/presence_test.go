@@ -8,6 +8,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imxproject/imx/addr"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -109,7 +110,7 @@ func TestPresenceRecords(t *testing.T) {
 	}
 	book.mu.Unlock()
 	_ = c.ws.Close(websocket.StatusNormalClosure, "bye")
-	waitFor(t, "logout reported", func() bool {
+	testutil.WaitFor(t, "logout reported", func() bool {
 		book.mu.Lock()
 		defer book.mu.Unlock()
 		return len(book.sessions) == 2 && book.sessions[0] == 1 && book.sessions[1] == 0 && book.logins == 1

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/internal/workers"
 	"github.com/imxproject/imx/wire"
 )
@@ -17,7 +18,7 @@ func sendAtOnce(t *testing.T, srv *testServer, c *rawClient, gate chan struct{},
 	for i := range n {
 		c.write(&wire.Send{Head: wire.Head{Tag: first + uint32(i)}, To: carol.String(), Body: "x"})
 	}
-	waitFor(t, "the workers", func() bool { return srv.h.Stats.Workers.Load() == int64(workers) })
+	testutil.WaitFor(t, "the workers", func() bool { return srv.h.Stats.Workers.Load() == int64(workers) })
 	for range n {
 		gate <- struct{}{}
 	}
@@ -39,9 +40,9 @@ func TestSendWorkersExitWhenIdle(t *testing.T) {
 	})
 	b := loggedIn(t, srv, bob, "bob pw")
 	sendAtOnce(t, srv, b, gate, 10, 3, 3)
-	waitFor(t, "the workers to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
+	testutil.WaitFor(t, "the workers to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 	sendAtOnce(t, srv, b, gate, 20, 1, 1)
-	waitFor(t, "the worker to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
+	testutil.WaitFor(t, "the worker to exit", func() bool { return srv.h.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 }
 
 // TestSendWorkersReused: SENDs one after another are routed by the worker
@@ -54,10 +55,10 @@ func TestSendWorkersReused(t *testing.T) {
 	})
 	b := loggedIn(t, srv, bob, "bob pw")
 	sendAtOnce(t, srv, b, gate, 10, 4, 4)
-	waitFor(t, "the workers to be idle", func() bool { return srv.h.sends.Idle() == 4 })
+	testutil.WaitFor(t, "the workers to be idle", func() bool { return srv.h.sends.Idle() == 4 })
 	for i := range 20 {
 		sendAtOnce(t, srv, b, gate, uint32(100+i), 1, 4)
-		waitFor(t, "the worker to be idle", func() bool { return srv.h.sends.Idle() == 4 })
+		testutil.WaitFor(t, "the worker to be idle", func() bool { return srv.h.sends.Idle() == 4 })
 	}
 	if n := srv.h.Stats.Workers.Load(); n != 4 {
 		t.Errorf("%d workers, want the 4 of the burst", n)
@@ -80,7 +81,7 @@ func TestSendWorkersEndAtShutdown(t *testing.T) {
 			// One more in flight when the server stops: its result comes
 			// before the CLOSE, or it is cut by Close.
 			b.write(&wire.Send{Head: wire.Head{Tag: 20}, To: carol.String(), Body: "x"})
-			waitFor(t, "the SEND to reach the router", func() bool { return srv.h.Stats.Sends.Load() == 4 })
+			testutil.WaitFor(t, "the SEND to reach the router", func() bool { return srv.h.Stats.Sends.Load() == 4 })
 			done := make(chan error, 1)
 			start := time.Now()
 			go func() {
@@ -93,7 +94,7 @@ func TestSendWorkersEndAtShutdown(t *testing.T) {
 				done <- srv.h.Shutdown(ctx)
 			}()
 			if name == "Shutdown" {
-				waitFor(t, "draining", func() bool {
+				testutil.WaitFor(t, "draining", func() bool {
 					srv.h.mu.Lock()
 					defer srv.h.mu.Unlock()
 					return srv.h.draining

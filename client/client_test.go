@@ -17,6 +17,7 @@ import (
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/c2s"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -131,20 +132,6 @@ func receive(t *testing.T, c *Client) Incoming {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 func TestSendAndReceive(t *testing.T) {
 	b := startBackend(t)
 	ctx := testCtx(t)
@@ -171,7 +158,7 @@ func TestSendAndReceive(t *testing.T) {
 		m.Body != "Hello Alice!\nSecond line." || m.Date.IsZero() || m.Header.Get("X-Test") != "yes" || len(m.ID) != 16 {
 		t.Errorf("incoming %+v", m)
 	}
-	waitFor(t, "the acknowledgement", func() bool { return b.h.Stats.Acked.Load() == 1 })
+	testutil.WaitFor(t, "the acknowledgement", func() bool { return b.h.Stats.Acked.Load() == 1 })
 
 	// html-lite, and a message id chosen by the caller.
 	sm := &wire.Send{To: "alice@alpha.example", ContentType: "text/html-lite", Body: "<b>hi</b>", ID: []byte("retry-1")}
@@ -208,7 +195,7 @@ func TestResume(t *testing.T) {
 	if _, err := c2.Resume(ctx, "alice@alpha.example", s.Token); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	waitFor(t, "two sessions", func() bool { return b.h.Sessions(addr.MustParse("alice@alpha.example")) == 2 })
+	testutil.WaitFor(t, "two sessions", func() bool { return b.h.Sessions(addr.MustParse("alice@alpha.example")) == 2 })
 	c3 := dial(t, b)
 	if _, err := c3.Resume(ctx, "bob@alpha.example", s.Token); !errors.Is(err, wire.StatusAuthFailed) {
 		t.Errorf("Resume with alice's token as bob: %v", err)
@@ -312,7 +299,7 @@ func TestMessagesNotRead(t *testing.T) {
 	if strings.Join(bodies, ",") != "0,1,2,3" {
 		t.Errorf("received %q, want all four in order", bodies)
 	}
-	waitFor(t, "every message acknowledged", func() bool { return b.h.Stats.Acked.Load() == 4 })
+	testutil.WaitFor(t, "every message acknowledged", func() bool { return b.h.Stats.Acked.Load() == 4 })
 	if n := b.h.Stats.Unacked.Load(); n != 0 {
 		t.Errorf("%d messages refused or unacknowledged", n)
 	}

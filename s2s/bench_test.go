@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imxproject/imx/imxtest"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/s2s"
 	"github.com/imxproject/imx/wire"
 )
@@ -109,18 +110,6 @@ func BenchmarkMessageFrames(b *testing.B) {
 	b.Run("concurrent-deep", func(b *testing.B) { benchmarkMessageFrames(b, false, 64) })
 }
 
-// deepStack uses about n×512 bytes of stack.
-//
-//go:noinline
-func deepStack(n int) byte {
-	var pad [480]byte
-	pad[n%len(pad)] = byte(n)
-	if n <= 0 {
-		return pad[0]
-	}
-	return deepStack(n-1) + pad[n%len(pad)]
-}
-
 func benchmarkMessageFrames(b *testing.B, inline bool, depth int) {
 	w := imxtest.NewWorld(b)
 	var got atomic.Int64
@@ -129,7 +118,7 @@ func benchmarkMessageFrames(b *testing.B, inline bool, depth int) {
 	all := make(chan struct{})
 	beta := w.StartNode(imxtest.NodeConfig{Domains: []string{"beta.example"}, Handler: s2s.HandlerFunc(func(context.Context, s2s.Inbound) wire.Record {
 		if depth > 0 {
-			deepStack(depth)
+			testutil.Deep(depth)
 		}
 		if got.Add(1) == target.Load() {
 			close(all)

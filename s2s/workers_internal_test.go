@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imxproject/imx/discovery"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/internal/workers"
 	"github.com/imxproject/imx/wire"
 )
@@ -92,24 +93,6 @@ func msg(id string) *wire.Message {
 // idleWorkers returns how many workers are idle.
 func (s *Server) idleWorkers() int { return s.workers.Idle() }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// goid returns the id of the calling goroutine.
-func goid() string {
-	var b [64]byte
-	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
-	return f[1]
-}
-
 // TestWorkersBoundPerConnection: at most MaxConcurrent records of a
 // connection are handled at once, the reader stops while that many are,
 // and there are never more workers than that, even when the slots turn
@@ -142,7 +125,7 @@ func TestWorkersBoundPerConnection(t *testing.T) {
 		}
 		sent <- total
 	}()
-	waitFor(t, "the slots to fill", func() bool { return running.Load() == bound })
+	testutil.WaitFor(t, "the slots to fill", func() bool { return running.Load() == bound })
 	time.Sleep(20 * time.Millisecond) // the reader, blocked, must dispatch no more
 	if n := running.Load(); n != bound {
 		t.Fatalf("%d records handled at once, bound %d", n, bound)
@@ -152,7 +135,7 @@ func TestWorkersBoundPerConnection(t *testing.T) {
 	}
 	release.open()
 	<-sent
-	waitFor(t, "every record", func() bool { return handled.Load() == total })
+	testutil.WaitFor(t, "every record", func() bool { return handled.Load() == total })
 	if n := most.Load(); n != bound {
 		t.Errorf("at most %d records handled at once, want %d", n, bound)
 	}
@@ -176,7 +159,7 @@ func TestWorkersReusedLastInFirstOut(t *testing.T) {
 	r := newReader(t, Config{}, func(ctx context.Context, in Inbound) wire.Record {
 		id := string(in.Record.(*wire.Message).ID)
 		mu.Lock()
-		ids[id] = goid()
+		ids[id] = testutil.Goid()
 		g := hold[id]
 		mu.Unlock()
 		if g != nil {
@@ -196,24 +179,24 @@ func TestWorkersReusedLastInFirstOut(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		r.recs <- msg(id)
 	}
-	waitFor(t, "three records being handled", func() bool { return seen("c") != "" && seen("b") != "" && seen("a") != "" })
+	testutil.WaitFor(t, "three records being handled", func() bool { return seen("c") != "" && seen("b") != "" && seen("a") != "" })
 	if n := r.s.Stats.Workers.Load(); n != 3 {
 		t.Fatalf("%d workers, want 3", n)
 	}
 	// They become idle in the order b, c, a.
 	for i, id := range []string{"b", "c", "a"} {
 		hold[id].open()
-		waitFor(t, "a worker to be idle", func() bool { return r.s.idleWorkers() == i+1 })
+		testutil.WaitFor(t, "a worker to be idle", func() bool { return r.s.idleWorkers() == i+1 })
 	}
 	// The next ones, one after another, go to a's worker.
 	for i := range 5 {
 		id := fmt.Sprint("next", i)
 		r.recs <- msg(id)
-		waitFor(t, id, func() bool { return seen(id) != "" })
+		testutil.WaitFor(t, id, func() bool { return seen(id) != "" })
 		if got, want := seen(id), seen("a"); got != want {
 			t.Fatalf("%s handled on goroutine %s, want %s (the last idle)", id, got, want)
 		}
-		waitFor(t, "the worker to be idle", func() bool { return r.s.idleWorkers() == 3 })
+		testutil.WaitFor(t, "the worker to be idle", func() bool { return r.s.idleWorkers() == 3 })
 	}
 	if n := r.s.Stats.Workers.Load(); n != 3 {
 		t.Errorf("%d workers, want 3: records one after another need no new one", n)
@@ -226,9 +209,9 @@ func burst(t *testing.T, r *reader, g *gate, running *atomic.Int64, n int) {
 	for i := range n {
 		r.recs <- msg(fmt.Sprint("burst", i))
 	}
-	waitFor(t, "the burst", func() bool { return running.Load() == int64(n) })
+	testutil.WaitFor(t, "the burst", func() bool { return running.Load() == int64(n) })
 	g.open()
-	waitFor(t, "the burst's workers to be idle", func() bool { return r.s.idleWorkers() == n })
+	testutil.WaitFor(t, "the burst's workers to be idle", func() bool { return r.s.idleWorkers() == n })
 }
 
 // TestWorkersExitWhenIdle: a worker that gets no record for WorkerIdle
@@ -262,11 +245,11 @@ func TestWorkersExitWhenIdle(t *testing.T) {
 	if n := r.s.Stats.Workers.Load(); n > 1 {
 		t.Errorf("%d workers under a trickle, want 1", n)
 	}
-	waitFor(t, "the workers to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
+	testutil.WaitFor(t, "the workers to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 	// The pool starts again.
 	r.recs <- msg("again")
-	waitFor(t, "a new worker to be idle", func() bool { return r.s.idleWorkers() == 1 })
-	waitFor(t, "it to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
+	testutil.WaitFor(t, "a new worker to be idle", func() bool { return r.s.idleWorkers() == 1 })
+	testutil.WaitFor(t, "it to exit", func() bool { return r.s.Stats.Workers.Load() == 0 && workers.Goroutines() == 0 })
 }
 
 // TestWorkersExitAtClose: idle workers do not wait for WorkerIdle when the
@@ -364,7 +347,7 @@ func TestOrderPerKeyUnderLoad(t *testing.T) {
 			r.recs <- msg(fmt.Sprint(i))
 		}
 	}
-	waitFor(t, "every presence record", func() bool {
+	testutil.WaitFor(t, "every presence record", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for k, n := range next {
@@ -401,7 +384,7 @@ func TestCloseCancelsHandlers(t *testing.T) {
 	for i := range 5 {
 		r.recs <- msg(fmt.Sprint(i))
 	}
-	waitFor(t, "the handlers", func() bool { return running.Load() == 5 })
+	testutil.WaitFor(t, "the handlers", func() bool { return running.Load() == 5 })
 	r.stop()
 	if n, g := r.s.Stats.Workers.Load(), workers.Goroutines(); n != 0 || g != 0 {
 		t.Errorf("after Close: %d workers counted, %d goroutines", n, g)

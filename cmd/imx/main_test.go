@@ -22,6 +22,7 @@ import (
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/c2s"
 	"github.com/imxproject/imx/client"
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -191,20 +192,6 @@ func (c *cli) run(password string, args ...string) (int, string, string) {
 	return 0, "", ""
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 func goClient(t *testing.T, b *backend, user, password string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -301,13 +288,13 @@ func TestCLI(t *testing.T) {
 	if err := listen.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "listen's session", func() bool { return b.h.Online(alice) })
+	testutil.WaitFor(t, "listen's session", func() bool { return b.h.Online(alice) })
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
 	if res, err := bob.Send(sctx, "alice@alpha.example", "", "Hello listener\nsecond line \x1b[31m"); err != nil || res.Count != 1 {
 		t.Fatalf("bob's send: %+v, %v", res, err)
 	}
-	waitFor(t, "listen to print the message", func() bool {
+	testutil.WaitFor(t, "listen to print the message", func() bool {
 		return strings.Contains(lout.String(), "bob@alpha.example: Hello listener\n    second line \uFFFD[31m\n")
 	})
 	if err := listen.Process.Signal(os.Interrupt); err != nil {
@@ -316,7 +303,7 @@ func TestCLI(t *testing.T) {
 	if err := listen.Wait(); err != nil {
 		t.Errorf("listen after an interrupt: %v\n%s", err, lerr.String())
 	}
-	waitFor(t, "listen's session to end", func() bool { return !b.h.Online(alice) })
+	testutil.WaitFor(t, "listen's session to end", func() bool { return !b.h.Online(alice) })
 
 	// chat: an incoming line, an outgoing line with its result, then end
 	// of input.
@@ -330,18 +317,18 @@ func TestCLI(t *testing.T) {
 	if err := chat.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "chat's session", func() bool { return b.h.Online(alice) })
+	testutil.WaitFor(t, "chat's session", func() bool { return b.h.Online(alice) })
 	if _, err := bob.Send(sctx, "alice@alpha.example", "", "hi alice"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "chat to print bob's line", func() bool { return strings.Contains(cout.String(), "bob@alpha.example: hi alice\n") })
+	testutil.WaitFor(t, "chat to print bob's line", func() bool { return strings.Contains(cout.String(), "bob@alpha.example: hi alice\n") })
 	if _, err := stdin.Write([]byte("hello bob\n\n")); err != nil {
 		t.Fatal(err)
 	}
 	if m := receive(t, bob); m.Body != "hello bob" {
 		t.Errorf("bob received %+v", m)
 	}
-	waitFor(t, "chat to print the result", func() bool {
+	testutil.WaitFor(t, "chat to print the result", func() bool {
 		return strings.Contains(cout.String(), "(delivered to 1 session of bob@alpha.example)\n")
 	})
 	stdin.Close()

@@ -10,20 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
-
-// waitUntil polls cond until it holds or 5 s pass.
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // TestWriterRestarts: the writer exits when the queue runs empty and the
 // next record starts it again; records sent by several goroutines at once,
@@ -71,7 +60,7 @@ func TestWriterRestarts(t *testing.T) {
 			})
 			running(t, ini, nil)
 			idle := func() bool { return ini.wstate.Load() == writerIdle && ini.QueueLen() == 0 }
-			waitUntil(t, "an idle writer after the handshake", idle)
+			testutil.WaitFor(t, "an idle writer after the handshake", idle)
 
 			var wg sync.WaitGroup
 			for s := range senders {
@@ -90,11 +79,11 @@ func TestWriterRestarts(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			waitUntil(t, "every record", func() bool { return got.Load() == senders*each || bad.Load() != nil })
+			testutil.WaitFor(t, "every record", func() bool { return got.Load() == senders*each || bad.Load() != nil })
 			if b := bad.Load(); b != nil {
 				t.Fatal(b)
 			}
-			waitUntil(t, "the writer to go idle", idle)
+			testutil.WaitFor(t, "the writer to go idle", idle)
 			// An idle connection's queue holds no memory.
 			ini.qmu.Lock()
 			held := cap(ini.q)
@@ -108,8 +97,8 @@ func TestWriterRestarts(t *testing.T) {
 			if !ini.TrySend(m) {
 				t.Fatal("TrySend on an empty queue failed")
 			}
-			waitUntil(t, "the record sent to an idle writer", func() bool { return got.Load() == senders*each+1 })
-			waitUntil(t, "the writer to go idle again", idle)
+			testutil.WaitFor(t, "the record sent to an idle writer", func() bool { return got.Load() == senders*each+1 })
+			testutil.WaitFor(t, "the writer to go idle again", idle)
 			if wp := icfg.Writers; wp != nil && wp.Live() == 0 {
 				t.Error("no pooled writer ran")
 			}
@@ -123,7 +112,7 @@ func TestWriterIdleClose(t *testing.T) {
 	ini, acc := linkPair(t, Config{}, Config{})
 	ierr := running(t, ini, nil)
 	aerr := running(t, acc, nil)
-	waitUntil(t, "an idle writer", func() bool { return ini.wstate.Load() == writerIdle })
+	testutil.WaitFor(t, "an idle writer", func() bool { return ini.wstate.Load() == writerIdle })
 	ini.Close(wire.StatusIdle, "bye")
 	if err := waitErr(t, ierr); err != nil {
 		t.Errorf("initiator: %v", err)
@@ -193,7 +182,7 @@ func TestReadWaiter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	dial := func(t *testing.T) (ini, acc *Conn, sc *stashConn) {
-		cn, sn := tcpPair(t)
+		cn, sn := testutil.TCPPair(t)
 		sc = &stashConn{Conn: sn}
 		var aerr error
 		var wg sync.WaitGroup
@@ -221,14 +210,14 @@ func TestReadWaiter(t *testing.T) {
 		running(t, ini, nil)
 		tag := uint32(0)
 		for burst := range 5 {
-			waitUntil(t, "the reader to wait", sc.waiting.Load)
+			testutil.WaitFor(t, "the reader to wait", sc.waiting.Load)
 			for range burst * 10 {
 				tag++
 				if err := ini.Send(ctx, msg(tag, "x")); err != nil {
 					t.Fatal(err)
 				}
 			}
-			waitUntil(t, "the burst", func() bool { return got.Load() == int64(tag) })
+			testutil.WaitFor(t, "the burst", func() bool { return got.Load() == int64(tag) })
 		}
 		if o := order.Load(); o != nil {
 			t.Fatal(o)
@@ -252,7 +241,7 @@ func TestReadWaiter(t *testing.T) {
 		ini, acc, sc := dial(t)
 		aerr := running(t, acc, nil)
 		ierr := running(t, ini, nil)
-		waitUntil(t, "the reader to wait", sc.waiting.Load)
+		testutil.WaitFor(t, "the reader to wait", sc.waiting.Load)
 		acc.Close(wire.StatusShuttingDown, "bye")
 		if err := waitErr(t, aerr); err != nil {
 			t.Errorf("waiting side: %v", err)
@@ -265,7 +254,7 @@ func TestReadWaiter(t *testing.T) {
 	t.Run("abort", func(t *testing.T) {
 		_, acc, sc := dial(t)
 		aerr := running(t, acc, nil)
-		waitUntil(t, "the reader to wait", sc.waiting.Load)
+		testutil.WaitFor(t, "the reader to wait", sc.waiting.Load)
 		reason := errors.New("cut")
 		acc.Abort(reason)
 		if err := waitErr(t, aerr); !errors.Is(err, reason) {

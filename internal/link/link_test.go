@@ -13,44 +13,16 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/imxproject/imx/internal/testutil"
 	"github.com/imxproject/imx/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// tcpPair returns the two ends of a real TCP connection on loopback.
-func tcpPair(t testing.TB) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
-
 // linkPair runs the handshake on a TCP pair and returns both Conns.
 func linkPair(t testing.TB, icfg, acfg Config) (ini, acc *Conn) {
 	t.Helper()
-	cn, sn := tcpPair(t)
+	cn, sn := testutil.TCPPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var aerr error
@@ -126,7 +98,7 @@ func TestHandshakeNegotiates(t *testing.T) {
 // TestHandshakeNoCommonVersion: a peer that speaks only versions 2..3 gets
 // CLOSE version-unsupported.
 func TestHandshakeNoCommonVersion(t *testing.T) {
-	cn, sn := tcpPair(t)
+	cn, sn := testutil.TCPPair(t)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := Accept(context.Background(), sn, Config{})
@@ -152,7 +124,7 @@ func TestHandshakeNoCommonVersion(t *testing.T) {
 // TestHandshakeInitiatorSeesClose: the initiator reports the acceptor's
 // CLOSE reason.
 func TestHandshakeInitiatorSeesClose(t *testing.T) {
-	cn, sn := tcpPair(t)
+	cn, sn := testutil.TCPPair(t)
 	go func() {
 		rd := wire.NewReader(sn, 0)
 		_, _ = rd.ReadRecord()
@@ -168,7 +140,7 @@ func TestHandshakeInitiatorSeesClose(t *testing.T) {
 // TestHandshakeTimeout: a peer that never sends HELLO is dropped after the
 // handshake timeout.
 func TestHandshakeTimeout(t *testing.T) {
-	_, sn := tcpPair(t)
+	_, sn := testutil.TCPPair(t)
 	start := time.Now()
 	_, err := Accept(context.Background(), sn, Config{HandshakeTimeout: 100 * time.Millisecond})
 	if !errors.Is(err, ErrHandshake) {
@@ -304,7 +276,7 @@ func TestIdleTimeout(t *testing.T) {
 // TestDeadPeer: a peer that completes the handshake and then reads nothing
 // and answers no PING is dropped with ErrDeadPeer.
 func TestDeadPeer(t *testing.T) {
-	cn, sn := tcpPair(t)
+	cn, sn := testutil.TCPPair(t)
 	go func() {
 		// A peer that says HELLO and then goes silent.
 		rd := wire.NewReader(sn, 0)
@@ -344,7 +316,7 @@ func TestKeepAliveKeepsLivePeer(t *testing.T) {
 // returns a reader and writer on it.
 func rawPeer(t *testing.T, acfg Config, h Handler) (*wire.Reader, *bufio.Writer, *Conn, <-chan error) {
 	t.Helper()
-	cn, sn := tcpPair(t)
+	cn, sn := testutil.TCPPair(t)
 	accd := make(chan *Conn, 1)
 	go func() {
 		c, err := Accept(context.Background(), sn, acfg)
@@ -469,7 +441,7 @@ func TestContextCancelCloses(t *testing.T) {
 
 // TestSendBackpressure: Send blocks on a full queue until its context ends.
 func TestSendBackpressure(t *testing.T) {
-	cn, _ := tcpPair(t)
+	cn, _ := testutil.TCPPair(t)
 	c := newConn(cn, Config{QueueLen: 2}, true) // no writer running
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -619,7 +591,7 @@ func (w *writeRecorder) recorded() [][]byte {
 // TestFramePerWrite: with FramePerWrite every Write call carries exactly
 // one whole frame, large frames included, and the peer reads them all.
 func TestFramePerWrite(t *testing.T) {
-	cn, sn := tcpPair(t)
+	cn, sn := testutil.TCPPair(t)
 	rec := &writeRecorder{Conn: cn}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -703,7 +675,7 @@ func (c *corkRecorder) Uncork() error {
 // Corker corks it around a batch of several frames, uncorks it at the end
 // of every batch, and still writes one frame per Write, in order.
 func TestFramePerWriteCorks(t *testing.T) {
-	cn, sn := tcpPair(t)
+	cn, sn := testutil.TCPPair(t)
 	rec := &corkRecorder{writeRecorder: writeRecorder{Conn: cn}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

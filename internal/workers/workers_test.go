@@ -3,34 +3,17 @@ package workers
 import (
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/imxproject/imx/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// goid returns the id of the calling goroutine.
-func goid() string {
-	var b [64]byte
-	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
-	return f[1]
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // gate holds jobs until it is opened.
 type gate struct {
@@ -66,7 +49,7 @@ func (r *recorder) run(j *job) {
 	if r.ran == nil {
 		r.ran = map[string]string{}
 	}
-	r.ran[j.id] = goid()
+	r.ran[j.id] = testutil.Goid()
 	r.mu.Unlock()
 	if j.gate != nil {
 		<-j.gate.ch
@@ -106,9 +89,9 @@ func burst(t *testing.T, p *Pool[job], r *recorder, n int) {
 	for i := range n {
 		p.Go(job{id: fmt.Sprint("burst", i), gate: g})
 	}
-	waitFor(t, "the burst", func() bool { return r.busy.Load() == int64(n) })
+	testutil.WaitFor(t, "the burst", func() bool { return r.busy.Load() == int64(n) })
 	g.open()
-	waitFor(t, "the burst's workers to be idle", func() bool { return p.Idle() == n })
+	testutil.WaitFor(t, "the burst's workers to be idle", func() bool { return p.Idle() == n })
 }
 
 // TestReusedLastInFirstOut: a job goes to the worker that became idle
@@ -120,19 +103,19 @@ func TestReusedLastInFirstOut(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		p.Go(job{id: id, gate: gates[id]})
 	}
-	waitFor(t, "three jobs running", func() bool { return r.busy.Load() == 3 })
+	testutil.WaitFor(t, "three jobs running", func() bool { return r.busy.Load() == 3 })
 	if n, m := p.Live(), live.Load(); n != 3 || m != 3 {
 		t.Fatalf("Live() = %d, counter %d, want 3", n, m)
 	}
 	// They become idle in the order b, c, a.
 	for i, id := range []string{"b", "c", "a"} {
 		gates[id].open()
-		waitFor(t, "a worker to be idle", func() bool { return p.Idle() == i+1 })
+		testutil.WaitFor(t, "a worker to be idle", func() bool { return p.Idle() == i+1 })
 	}
 	for i := range 5 {
 		id := fmt.Sprint("next", i)
 		p.Go(job{id: id})
-		waitFor(t, id, func() bool { return r.on(id) != "" && p.Idle() == 3 })
+		testutil.WaitFor(t, id, func() bool { return r.on(id) != "" && p.Idle() == 3 })
 		if got, want := r.on(id), r.on("a"); got != want {
 			t.Fatalf("%s ran on goroutine %s, want %s (the last idle)", id, got, want)
 		}
@@ -170,8 +153,8 @@ func TestExitWhenIdle(t *testing.T) {
 	}
 	// The pool starts again.
 	p.Go(job{id: "again"})
-	waitFor(t, "a new worker to be idle", func() bool { return p.Idle() == 1 })
-	waitFor(t, "it to exit", func() bool { return p.Live() == 0 && Goroutines() == 0 })
+	testutil.WaitFor(t, "a new worker to be idle", func() bool { return p.Idle() == 1 })
+	testutil.WaitFor(t, "it to exit", func() bool { return p.Live() == 0 && Goroutines() == 0 })
 }
 
 // TestClose: Close makes the idle workers exit at once whatever MaxIdle,
@@ -183,13 +166,13 @@ func TestClose(t *testing.T) {
 	burst(t, p, r, 8)
 	busy := newGate(t)
 	p.Go(job{id: "busy", gate: busy})
-	waitFor(t, "the busy job", func() bool { return r.busy.Load() == 1 })
+	testutil.WaitFor(t, "the busy job", func() bool { return r.busy.Load() == 1 })
 	start := time.Now()
 	p.Close()
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("Close took %v: it must not wait", d)
 	}
-	waitFor(t, "the idle workers to exit", func() bool { return Goroutines() == 1 })
+	testutil.WaitFor(t, "the idle workers to exit", func() bool { return Goroutines() == 1 })
 	if n, m := p.Live(), live.Load(); n != 1 || m != 1 {
 		t.Errorf("after Close: Live() = %d, counter %d, want the busy one", n, m)
 	}
@@ -209,7 +192,7 @@ func TestClose(t *testing.T) {
 	// After Close: the job runs, on a goroutine of its own that exits.
 	late := newGate(t)
 	p.Go(job{id: "late", gate: late})
-	waitFor(t, "the late job", func() bool { return r.busy.Load() == 1 })
+	testutil.WaitFor(t, "the late job", func() bool { return r.busy.Load() == 1 })
 	if n := p.Live(); n != 1 {
 		t.Errorf("Live() = %d while the late job runs", n)
 	}
@@ -233,7 +216,7 @@ func TestParked(t *testing.T) {
 	}
 	var p *Pool[step]
 	p = New(Config[step]{
-		Run: func(j *step) { j.ids <- goid() },
+		Run: func(j *step) { j.ids <- testutil.Goid() },
 		Parked: func(j *step) {
 			j.after <- p.Idle()
 			j.after <- p.Live()
@@ -260,7 +243,7 @@ func TestParked(t *testing.T) {
 	if n := p.Live(); n != 1 {
 		t.Errorf("Live() = %d after a chain of jobs handed over from Parked", n)
 	}
-	waitFor(t, "the worker to be idle", func() bool { return p.Idle() == 1 })
+	testutil.WaitFor(t, "the worker to be idle", func() bool { return p.Idle() == 1 })
 	p.Close()
 	p.Go(step{ids: ids, after: after})
 	<-ids
@@ -283,7 +266,7 @@ func TestGroup(t *testing.T) {
 	for range 3 {
 		p.Go(g)
 	}
-	waitFor(t, "three workers", func() bool { return p.Live() == 3 })
+	testutil.WaitFor(t, "three workers", func() bool { return p.Live() == 3 })
 	p.Close()
 	wg.Done()
 	waited := make(chan struct{})
@@ -373,19 +356,6 @@ func TestNoAllocs(t *testing.T) {
 	}
 }
 
-// deep uses about n×512 bytes of stack, as a deep handler (router, store,
-// message parsing) does.
-//
-//go:noinline
-func deep(n int) byte {
-	var pad [480]byte
-	pad[n%len(pad)] = byte(n)
-	if n <= 0 {
-		return pad[0]
-	}
-	return deep(n-1) + pad[n%len(pad)]
-}
-
 var sink atomic.Int64
 
 // BenchmarkJob compares a goroutine per job with the pool, for a shallow
@@ -399,7 +369,7 @@ func BenchmarkJob(b *testing.B) {
 			name = "deep"
 		}
 		do := func(n int, wg *sync.WaitGroup) {
-			sink.Add(int64(deep(n)))
+			sink.Add(int64(testutil.Deep(n)))
 			wg.Done()
 		}
 		type job struct {
@@ -451,18 +421,6 @@ func BenchmarkJob(b *testing.B) {
 	}
 }
 
-// deepCall uses about n bytes of stack.
-//
-//go:noinline
-func deepCall(n int) byte {
-	var frame [1 << 10]byte
-	frame[n%len(frame)] = byte(n)
-	if n <= len(frame) {
-		return frame[0]
-	}
-	return deepCall(n-len(frame)) + frame[n%len(frame)]
-}
-
 func stackInuse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -487,17 +445,17 @@ func TestDeepKeepsStacks(t *testing.T) {
 		p := New(Config[int]{Deep: deep, Run: func(n *int) {
 			started.Done()
 			<-all // every job on a worker of its own
-			deepCall(*n)
+			testutil.Deep(*n)
 			ran.Done()
 		}})
 		ran.Add(workers)
 		for range workers {
-			p.Go(20 << 10)
+			p.Go(40) // 20 KiB of stack
 		}
 		started.Wait()
 		close(all)
 		ran.Wait()
-		waitFor(t, "the workers to park", func() bool { return p.Idle() == workers })
+		testutil.WaitFor(t, "the workers to park", func() bool { return p.Idle() == workers })
 		time.Sleep(10 * time.Millisecond) // parked in the channel receive
 		before := stackInuse()
 		runtime.GC()
