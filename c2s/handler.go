@@ -71,7 +71,9 @@ type Config struct {
 	MaxFailedLogins int
 	// LoginTimeout bounds one Authenticator.Login.
 	LoginTimeout time.Duration
-	// SendTimeout bounds one Router.Send.
+	// SendTimeout bounds one Router.Send. SENDs that start within the
+	// same 64th of it (at most a second) share one deadline, so a SEND
+	// gets between 63/64 of it and all of it.
 	SendTimeout time.Duration
 	// AckTimeout is how long a delivered MESSAGE waits for the client's
 	// RESULT before it is logged as unacknowledged. Answers are accounted
@@ -124,6 +126,7 @@ type Handler struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // connections, and the SENDs they started (sends' workers)
 	sends   *workers.Pool[sendJob]
+	sendCtx *sharedDeadline  // bounds each Router.Send by SendTimeout
 	writers *link.WriterPool // the sessions' writers (link.Config.Writers)
 
 	mu       sync.Mutex
@@ -200,6 +203,7 @@ func New(cfg Config) (*Handler, error) {
 	h.writers = link.NewWriterPool(cfg.WorkerIdle)
 	h.cfg.Link.Writers = h.writers
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.sendCtx = newSharedDeadline(h.ctx, cfg.SendTimeout)
 	// The workers are counted in h.wg, like the sessions that hand them
 	// SENDs, so that waiting for h.wg waits for the SENDs as before.
 	h.sends = workers.New(workers.Config[sendJob]{

@@ -326,9 +326,7 @@ func (s *session) route(tag uint32, m *wire.Send, log *slog.Logger) {
 				res = &wire.Result{Code: wire.StatusInternal}
 			}
 		}()
-		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.SendTimeout)
-		defer cancel()
-		return h.cfg.Router.Send(ctx, s.user, m)
+		return h.cfg.Router.Send(h.sendCtx.get(), s.user, m)
 	}()
 	if res == nil {
 		log.Error("the router returned no result", "to", m.To)
