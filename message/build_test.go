@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,4 +243,30 @@ func TestBuildDateUTC(t *testing.T) {
 	if _, err := bl.Build(Draft{From: alice, To: bob}, 0); err == nil {
 		t.Error("Build with a clock in year 10000 succeeded")
 	}
+}
+
+// appendDate keeps the last second it formatted; whatever the order and
+// the zones, it must write what time.Format writes.
+func TestAppendDateCache(t *testing.T) {
+	ny := time.FixedZone("EST", -5*3600)
+	base := time.Date(2026, 3, 14, 10, 9, 26, 0, time.UTC)
+	times := []time.Time{
+		base, base.Add(300 * time.Millisecond), base.In(ny), base.Add(time.Second),
+		base, base.Add(-time.Hour).In(ny), base.Add(999 * time.Millisecond), base.Add(24 * time.Hour),
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				for _, tm := range times {
+					got := string(appendDate([]byte("x"), tm))
+					if want := "x" + tm.UTC().Format(dateLayout); got != want {
+						t.Errorf("appendDate(%v) = %q, want %q", tm, got, want)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
