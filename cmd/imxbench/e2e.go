@@ -307,7 +307,11 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	phase.Store(phasePaced)
 	jobs := make(chan time.Time, 1<<16)
 	var workers sync.WaitGroup
-	for i := range max(2*best.conc, 64) {
+	// Twice the concurrency of the best step, to absorb the bursts of an
+	// open loop, but no more than the SENDs the sessions may have in
+	// flight: beyond it imxd answers busy, and a message answered busy
+	// would drop out of the latencies instead of waiting its turn here.
+	for i := range min(max(2*best.conc, 64), o.senders*c2s.DefaultMaxSendsInFlight) {
 		workers.Go(func() {
 			for sched := range jobs {
 				s.send(ctx, i, phasePaced, sched)
