@@ -672,3 +672,87 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+// DeliverAcked keeps up to ackWindow MESSAGEs unacknowledged per session,
+// serves the sessions side by side, and returns how many, from the first,
+// some session acknowledged.
+func TestDeliverAcked(t *testing.T) {
+	srv := startServer(t, nil)
+	a1 := loggedIn(t, srv, alice, "alice pw")
+	a2 := loggedIn(t, srv, alice, "alice pw")
+	testutil.WaitFor(t, "two sessions", func() bool { return srv.h.Sessions(alice) == 2 })
+	msgs := func(to addr.Address, n int) []*wire.Message {
+		ms := make([]*wire.Message, n)
+		for i := range ms {
+			ms[i] = &wire.Message{From: carol.String(), To: to.String(), ID: []byte{byte(i >> 8), byte(i)}, MIME: fmt.Appendf(nil, "From: carol@alpha.example\r\n\r\n%d", i)}
+		}
+		return ms
+	}
+	const total = 300
+	got := make(chan int, 1)
+	go func() { got <- srv.h.DeliverAcked(context.Background(), alice, msgs(alice, total)...) }()
+	readMsg := func(c *rawClient, want int) *wire.Message {
+		t.Helper()
+		m, ok := c.mustRead().(*wire.Message)
+		if !ok || !bytes.HasSuffix(m.MIME, fmt.Appendf(nil, "\r\n\r\n%d", want)) {
+			t.Fatalf("want MESSAGE %d, got %+v", want, m)
+		}
+		return m
+	}
+	// a1 gets a whole window before it acknowledges anything.
+	window := make([]*wire.Message, ackWindow)
+	for i := range window {
+		window[i] = readMsg(a1, i)
+	}
+	// a2 acknowledges ten and refuses the eleventh: its delivery stops.
+	for i := range 11 {
+		m := readMsg(a2, i)
+		code := wire.StatusOK
+		if i == 10 {
+			code = wire.StatusBadRequest
+		}
+		a2.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: code})
+	}
+	for _, m := range window {
+		a1.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: wire.StatusOK})
+	}
+	for i := ackWindow; i < total; i++ {
+		m := readMsg(a1, i)
+		a1.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: wire.StatusOK})
+	}
+	select {
+	case n := <-got:
+		if n != total {
+			t.Errorf("DeliverAcked = %d, want %d (a1 acknowledged them all)", n, total)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("DeliverAcked did not return")
+	}
+	if a, u := srv.h.Stats.Acked.Load(), srv.h.Stats.Unacked.Load(); a != total+10 || u != 1 {
+		t.Errorf("acked %d, unacked %d; want %d and 1", a, u, total+10)
+	}
+
+	// One session that refuses the sixth: five, and no more are sent
+	// once the refusal is seen.
+	b := loggedIn(t, srv, bob, "bob pw")
+	go func() { got <- srv.h.DeliverAcked(context.Background(), bob, msgs(bob, 50)...) }()
+	for i := range 6 {
+		m := readMsg(b, i)
+		code := wire.StatusOK
+		if i == 5 {
+			code = wire.StatusBadRequest
+		}
+		b.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: code})
+	}
+	select {
+	case n := <-got:
+		if n != 5 {
+			t.Errorf("DeliverAcked = %d, want 5", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("DeliverAcked did not return")
+	}
+	if n := srv.h.DeliverAcked(context.Background(), carol, msgs(carol, 3)...); n != 0 {
+		t.Errorf("DeliverAcked to a user without sessions = %d", n)
+	}
+}

@@ -347,19 +347,34 @@ func (h *Handler) Deliver(ctx context.Context, to addr.Address, m *wire.Message)
 	return n
 }
 
-// DeliverAcked hands m to every session of to, like Deliver, and waits
-// until the clients acknowledge it (RESULT ok) or ctx ends; it returns how
-// many acknowledged. The server uses it for messages it must not lose, such
-// as those kept while the user was offline.
-func (h *Handler) DeliverAcked(ctx context.Context, to addr.Address, m *wire.Message) int {
+// DeliverAcked hands ms, in order, to every session of to, like Deliver,
+// and waits until the clients acknowledge them (RESULT ok) or ctx ends. It
+// returns how many of ms, from the first, at least one session
+// acknowledged. Each session has up to 128 of them unacknowledged at once,
+// and the sessions are served side by side. The server uses it for
+// messages it must not lose, such as those kept while the user was
+// offline.
+func (h *Handler) DeliverAcked(ctx context.Context, to addr.Address, ms ...*wire.Message) int {
 	var buf [8]*session
-	n := 0
-	for _, s := range h.sessionsOf(to, buf[:0]) {
-		if s.deliverAcked(ctx, m) {
-			n++
-		}
+	sessions := h.sessionsOf(to, buf[:0])
+	if len(sessions) == 1 {
+		return sessions[0].deliverAcked(ctx, ms)
 	}
-	return n
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		most int
+	)
+	for _, s := range sessions {
+		wg.Go(func() {
+			n := s.deliverAcked(ctx, ms)
+			mu.Lock()
+			most = max(most, n)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return most
 }
 
 // Push sends rec, a notice (NOTIFY, REQUEST) that asks no answer, to every

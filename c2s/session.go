@@ -380,27 +380,62 @@ func (s *session) slow(why string) {
 	s.lc.Close(wire.StatusBusy, "too slow: "+why)
 }
 
-// track waits for the client's RESULT to a MESSAGE, on one goroutine per
-// session that runs only while there are answers to wait for.
-// deliverAcked sends m to the session and waits for the client's RESULT.
-func (s *session) deliverAcked(ctx context.Context, m *wire.Message) bool {
-	call := s.lc.Requests().Start()
-	cp := *m
-	cp.Head = wire.Head{Tag: call.Tag()}
-	if err := s.lc.Send(ctx, &cp); err != nil {
-		call.Cancel()
-		return false
+// ackWindow is how many MESSAGEs deliverAcked has waiting for their
+// acknowledgements on one session: enough that a client which acknowledges
+// in batches (client.Options.AckDelay) fills a batch, and a long link is
+// not paid once per message.
+const ackWindow = 128
+
+// deliverAcked sends ms to the session in order, with up to ackWindow of
+// them waiting for the client's RESULT at once, and returns how many, from
+// the first, the client acknowledged (RESULT ok). It stops sending at the
+// first that it did not.
+func (s *session) deliverAcked(ctx context.Context, ms []*wire.Message) int {
+	calls := make([]*link.Call, 0, min(len(ms), ackWindow))
+	acked, failed := 0, false
+	// await waits for the oldest MESSAGE's answer.
+	await := func() {
+		call := calls[0]
+		calls = calls[1:]
+		if failed {
+			call.Cancel()
+			return
+		}
+		rec, err := call.Wait(ctx, s.lc.Done())
+		if r, ok := rec.(*wire.Result); err == nil && ok && r.Code == wire.StatusOK {
+			s.h.Stats.Acked.Add(1)
+			acked++
+			return
+		}
+		s.h.Stats.Unacked.Add(1)
+		failed = true
 	}
-	s.h.Stats.Delivered.Add(1)
-	rec, err := call.Wait(ctx, s.lc.Done())
-	if r, ok := rec.(*wire.Result); err == nil && ok && r.Code == wire.StatusOK {
-		s.h.Stats.Acked.Add(1)
-		return true
+	for _, m := range ms {
+		if len(calls) == ackWindow {
+			await()
+		}
+		if failed {
+			break
+		}
+		call := s.lc.Requests().Start()
+		cp := *m
+		cp.Head = wire.Head{Tag: call.Tag()}
+		if err := s.lc.Send(ctx, &cp); err != nil {
+			call.Cancel()
+			failed = true
+			break
+		}
+		s.h.Stats.Delivered.Add(1)
+		calls = append(calls, call)
 	}
-	s.h.Stats.Unacked.Add(1)
-	return false
+	for len(calls) > 0 {
+		await()
+	}
+	return acked
 }
 
+// track waits for the client's RESULT to a MESSAGE, on one goroutine per
+// session that runs only while there are answers to wait for.
 func (s *session) track(call *link.Call) {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()

@@ -227,7 +227,8 @@ func (l *lateClients) Push(ctx context.Context, user addr.Address, rec wire.Reco
 func (l *lateClients) Capabilities(user addr.Address) []string { return l.h.Capabilities(user) }
 
 // deliverOffline hands the messages kept while user was offline to the
-// sessions that just logged in, one at a time, and forgets those a client
+// sessions that just logged in, 100 at a time and pipelined
+// (c2s.Handler.DeliverAcked), and forgets those a client
 // acknowledged (at least once: a crash between the two delivers them
 // again).
 func (s *Server) deliverOffline(user addr.Address) {
@@ -256,17 +257,17 @@ func (s *Server) deliverOffline(user addr.Address) {
 		if len(msgs) == 0 {
 			return
 		}
-		var last int64
-		for _, m := range msgs {
-			rec := &wire.Message{From: m.From.String(), To: m.To.String(), ID: m.ID, MIME: m.MIME}
-			if s.c2s.DeliverAcked(ctx, user, rec) == 0 {
-				break // not acknowledged (the sessions left): keep the rest
-			}
-			last = m.Seq
+		recs := make([]*wire.Message, len(msgs))
+		for i, m := range msgs {
+			recs[i] = &wire.Message{From: m.From.String(), To: m.To.String(), ID: m.ID, MIME: m.MIME}
 		}
-		if last == 0 {
+		// Those acknowledged, from the first; the rest are kept (the
+		// sessions left, or a client refused one).
+		n := s.c2s.DeliverAcked(ctx, user, recs...)
+		if n == 0 {
 			return
 		}
+		last := msgs[n-1].Seq
 		if _, err := s.store.DeleteOffline(ctx, user, last); err != nil {
 			s.log.Error("forgetting delivered offline messages failed", "user", user.String(), "err", err)
 			return
