@@ -79,9 +79,22 @@ type Options struct {
 	// server then holds the messages, and drops a session that stays
 	// full as a slow consumer.
 	MessageBuffer int
+	// AckDelay is how long the acknowledgement of a message taken from
+	// Messages may wait for others to share its write, as TCP delays its
+	// ACKs: 0 means DefaultAckDelay; negative acknowledges each message at
+	// once. The server only counts acknowledgements (docs/client-api.md),
+	// so the delay costs nothing but lets a busy session send one write
+	// where it sent one per message. Close sends those still waiting.
+	AckDelay time.Duration
 	// Logger receives log lines; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultAckDelay is Options.AckDelay's default.
+const DefaultAckDelay = 5 * time.Millisecond
+
+// maxAckBatch acknowledgements waiting are sent without waiting longer.
+const maxAckBatch = 64
 
 // Session is a successful login.
 type Session struct {
@@ -124,12 +137,17 @@ type Client struct {
 	software string
 	log      *slog.Logger
 
-	msgs      chan Incoming    // Messages; unbuffered: a receive is a hand-over
-	pending   chan pendingMsg  // received, not yet handed over
-	events    chan wire.Record // NOTIFY and REQUEST; dropped when full
-	closing   chan struct{}    // closed by Close
-	closeOnce sync.Once
-	wg        sync.WaitGroup // the connection and the dispatcher
+	msgs       chan Incoming    // Messages; unbuffered: a receive is a hand-over
+	pending    chan pendingMsg  // received, not yet handed over
+	events     chan wire.Record // NOTIFY and REQUEST; dropped when full
+	closing    chan struct{}    // closed by Close
+	ackDelay   time.Duration    // Options.AckDelay; ≤ 0: none
+	acks       []uint32         // the dispatcher's: tags to acknowledge,
+	ackTimer   *time.Timer      // and the timer for the oldest,
+	acksDue    <-chan time.Time // its channel while it runs
+	dispatched chan struct{}    // closed when the dispatcher has ended
+	closeOnce  sync.Once
+	wg         sync.WaitGroup // the connection and the dispatcher
 }
 
 type pendingMsg struct {
@@ -153,6 +171,9 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.AckDelay == 0 {
+		o.AckDelay = DefaultAckDelay
 	}
 	u, err := endpoint(serverURL)
 	if err != nil {
@@ -206,13 +227,15 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error)
 		return nil, fmt.Errorf("client: connect to %s: %w", u.Redacted(), err)
 	}
 	c := &Client{
-		lc:       lc,
-		software: o.Software,
-		log:      lc.Logger(),
-		msgs:     make(chan Incoming),
-		pending:  make(chan pendingMsg, o.MessageBuffer),
-		events:   make(chan wire.Record, o.MessageBuffer),
-		closing:  make(chan struct{}),
+		lc:         lc,
+		software:   o.Software,
+		log:        lc.Logger(),
+		msgs:       make(chan Incoming),
+		pending:    make(chan pendingMsg, o.MessageBuffer),
+		events:     make(chan wire.Record, o.MessageBuffer),
+		closing:    make(chan struct{}),
+		ackDelay:   o.AckDelay,
+		dispatched: make(chan struct{}),
 	}
 	c.wg.Go(func() { _ = lc.Run(context.Background(), c.handle) })
 	c.wg.Go(c.dispatch)
@@ -366,7 +389,8 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // Messages returns the channel of incoming messages. Each is acknowledged
-// to the server once it has been received from the channel. The channel
+// to the server once it has been received from the channel, within
+// Options.AckDelay. The channel
 // is closed after the connection has ended and the messages that arrived
 // before have been handed over (or Close was called). Until it is read,
 // up to Options.MessageBuffer messages wait; then the client stops reading
@@ -507,6 +531,7 @@ func (c *Client) Err() error {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closing)
+		<-c.dispatched // it sends the acknowledgements still waiting
 		c.lc.Close(wire.StatusOK, "")
 	})
 	c.wg.Wait()
@@ -550,15 +575,27 @@ func (c *Client) handle(lc *link.Conn, rec wire.Record) {
 }
 
 // dispatch hands the received messages over to Messages' reader, in
-// order, and acknowledges each.
+// order, and acknowledges each: at once, or within ackDelay together with
+// the others taken meanwhile.
 func (c *Client) dispatch() {
 	defer close(c.msgs)
+	defer close(c.dispatched)
+	defer func() {
+		if c.ackTimer != nil {
+			c.ackTimer.Stop()
+		}
+		c.sendAcks(false) // Close waits for these before its CLOSE
+	}()
 	for {
 		select {
 		case p := <-c.pending:
 			if !c.handOver(p) {
 				return
 			}
+		case <-c.acksDue:
+			c.sendAcks(true)
+		case <-c.closing:
+			return
 		case <-c.lc.Done():
 			for {
 				select {
@@ -574,17 +611,56 @@ func (c *Client) dispatch() {
 	}
 }
 
+// handOver gives a message to Messages' reader and notes its tag to
+// acknowledge. The acknowledgements that fall due meanwhile are sent, not
+// held behind a busy reader.
 func (c *Client) handOver(p pendingMsg) bool {
-	select {
-	case c.msgs <- p.in:
-	case <-c.closing:
-		return false
+	for {
+		select {
+		case c.msgs <- p.in:
+			c.acks = append(c.acks, p.tag)
+			switch {
+			case c.ackDelay <= 0 || len(c.acks) >= maxAckBatch:
+				c.sendAcks(true)
+			case c.acksDue == nil:
+				if c.ackTimer == nil {
+					c.ackTimer = time.NewTimer(c.ackDelay)
+				} else {
+					c.ackTimer.Reset(c.ackDelay)
+				}
+				c.acksDue = c.ackTimer.C
+			}
+			return true
+		case <-c.acksDue:
+			c.sendAcks(true)
+		case <-c.closing:
+			return false
+		}
 	}
-	ack := &wire.Result{Head: wire.Head{Tag: p.tag}, Code: wire.StatusOK}
-	if err := c.lc.SendWithin(context.Background(), ack, link.DefaultWriteTimeout); err != nil && !errors.Is(err, link.ErrClosed) {
-		c.log.Warn("could not acknowledge a message", "err", err)
+}
+
+// sendAcks queues the acknowledgements waiting, all at once so that the
+// writer sends them in one write. With wait, it waits for room in a full
+// queue (up to the write timeout); without, what does not fit is dropped.
+func (c *Client) sendAcks(wait bool) {
+	for _, tag := range c.acks {
+		ack := &wire.Result{Head: wire.Head{Tag: tag}, Code: wire.StatusOK}
+		if !wait {
+			c.lc.TrySend(ack)
+			continue
+		}
+		if err := c.lc.SendWithin(context.Background(), ack, link.DefaultWriteTimeout); err != nil {
+			if !errors.Is(err, link.ErrClosed) {
+				c.log.Warn("could not acknowledge a message", "err", err)
+			}
+			break
+		}
 	}
-	return true
+	c.acks = c.acks[:0]
+	if c.acksDue != nil {
+		c.ackTimer.Stop()
+		c.acksDue = nil
+	}
 }
 
 // parseIncoming copies m, which is valid only during the handler, and

@@ -377,3 +377,65 @@ func TestNewMessageIDOrdered(t *testing.T) {
 		t.Error("random parts repeat")
 	}
 }
+
+// Acknowledgements wait up to AckDelay to share a write: a full batch goes
+// at once, Close sends what waits, and a negative delay sends each at once.
+func TestAckDelay(t *testing.T) {
+	b := startBackend(t)
+	ctx := testCtx(t)
+	alice, err := Dial(ctx, b.url, &Options{AckDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob := dial(t, b)
+	if _, err := alice.Login(ctx, "alice@alpha.example", "alice pw", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Login(ctx, "bob@alpha.example", "bob pw", false); err != nil {
+		t.Fatal(err)
+	}
+	sendTo := func(to string, n int) {
+		t.Helper()
+		for i := range n {
+			if res, err := bob.Send(ctx, to, "", fmt.Sprint(i)); err != nil || res.Code != wire.StatusDelivered {
+				t.Fatalf("send %d: %+v, %v", i, res, err)
+			}
+		}
+	}
+	sendTo("alice@alpha.example", 3)
+	for range 3 {
+		receive(t, alice)
+	}
+	// A PING queued now would go behind any acknowledgement queued before.
+	if err := alice.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.h.Stats.Acked.Load(); n != 0 {
+		t.Fatalf("%d acknowledgements sent before the delay", n)
+	}
+	sendTo("alice@alpha.example", maxAckBatch-3+1)
+	for range maxAckBatch - 3 + 1 {
+		receive(t, alice)
+	}
+	testutil.WaitFor(t, "a full batch acknowledged", func() bool { return b.h.Stats.Acked.Load() == maxAckBatch })
+	if err := alice.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the last one acknowledged at Close", func() bool { return b.h.Stats.Acked.Load() == maxAckBatch+1 })
+
+	carol, err := Dial(ctx, b.url, &Options{AckDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	if _, err := carol.Login(ctx, "carol@alpha.example", "carol pw", false); err != nil {
+		t.Fatal(err)
+	}
+	sendTo("carol@alpha.example", 1)
+	receive(t, carol)
+	testutil.WaitFor(t, "an acknowledgement without delay", func() bool { return b.h.Stats.Acked.Load() == maxAckBatch+2 })
+	if n := b.h.Stats.Unacked.Load(); n != 0 {
+		t.Errorf("%d messages unacknowledged", n)
+	}
+}
