@@ -127,6 +127,12 @@ type Config struct {
 	// the connection is authenticated for the domain the request went
 	// to). A refused response is dropped and logged.
 	AcceptResponse func(c *Conn, call *Call) bool
+	// Responses, if set, sees every response on the reader goroutine
+	// before Requests does, and takes it by returning true: for a caller
+	// that keeps many requests in flight and counts their answers itself,
+	// without a Call and a waiting goroutine each (imxbench's load
+	// generator). rec is valid only during the call.
+	Responses func(c *Conn, rec wire.Record) bool
 	// Logger receives the connection's log lines; nil discards them.
 	Logger *slog.Logger
 	// Frames, if set, adds up this connection's frames by record type
@@ -811,6 +817,9 @@ func (c *Conn) readLoop(h Handler) error {
 		}
 		c.activeCount.Add(1)
 		if hd.Flags.Has(wire.FlagResponse) {
+			if c.cfg.Responses != nil && c.cfg.Responses(c, rec) {
+				continue
+			}
 			if !c.deliver(rec) {
 				c.log.Debug("response without a waiting request", "type", hd.Type, "tag", hd.Tag)
 			}

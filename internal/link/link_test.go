@@ -720,3 +720,51 @@ func TestFramePerWriteCorks(t *testing.T) {
 		}
 	}
 }
+
+// Config.Responses sees the responses first and takes those it wants; the
+// others still reach their Calls.
+func TestResponsesHook(t *testing.T) {
+	const mine = 1 << 31 // tags the hook counts itself
+	var taken []wire.Status
+	var mu sync.Mutex
+	ini, acc := linkPair(t, Config{Responses: func(c *Conn, rec wire.Record) bool {
+		if rec.FrameHead().Tag < mine {
+			return false
+		}
+		mu.Lock()
+		taken = append(taken, rec.(*wire.Result).Code)
+		mu.Unlock()
+		return true
+	}}, Config{})
+	running(t, ini, nil)
+	running(t, acc, func(c *Conn, rec wire.Record) {
+		code := wire.StatusDelivered
+		if rec.FrameHead().Tag == mine+1 {
+			code = wire.StatusStored
+		}
+		c.TrySend(&wire.Result{Head: wire.Head{Tag: rec.FrameHead().Tag}, Code: code})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, tag := range []uint32{mine, mine + 1} {
+		if err := ini.Send(ctx, msg(tag, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call := ini.Requests().Start()
+	if err := ini.Send(ctx, msg(call.Tag(), "y")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := call.Wait(ctx, nil)
+	if err != nil || resp.(*wire.Result).Code != wire.StatusDelivered {
+		t.Fatalf("the Call got %v, %v", resp, err)
+	}
+	testutil.WaitFor(t, "the hook's two responses", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(taken) == 2
+	})
+	if taken[0] != wire.StatusDelivered || taken[1] != wire.StatusStored {
+		t.Errorf("the hook took %v", taken)
+	}
+}
