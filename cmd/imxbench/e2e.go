@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -34,6 +35,7 @@ type e2eOpts struct {
 	size               int
 	profile            string
 	paced              float64
+	driver             string
 }
 
 func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
@@ -44,6 +46,7 @@ func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report,
 	fs.DurationVar(&o.step, "step", 2*time.Second, "length of each ramp step")
 	fs.IntVar(&o.size, "size", 200, "message body size in bytes")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the paced phase into this directory")
+	fs.StringVar(&o.driver, "driver", "frames", "how the sessions are driven: frames (the client protocol's frames, written and read by imxbench itself, as wrk drives HTTP) or client (the Go client package, as the imx CLI)")
 	fs.Float64Var(&o.paced, "paced", 0.5, "the paced phase's rate, as a fraction of the highest sustained rate (0.5: the latency at half load that the target names; near 1 with -profile: where the time goes at full load)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if limit := o.senders * c2s.DefaultMaxSendsInFlight; o.maxConc == 0 || o.maxConc > limit {
@@ -52,6 +55,9 @@ func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report,
 		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 || o.paced <= 0 || o.paced > 1 {
 			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40, 0 < -paced ≤ 1")
 		}
+		if o.driver != "frames" && o.driver != "client" {
+			return nil, fmt.Errorf("-driver is frames or client, not %q", o.driver)
+		}
 		return runE2E(ctx, c, w, &o)
 	}
 }
@@ -59,8 +65,8 @@ func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report,
 // e2eState is shared by the senders and receivers.
 type e2eState struct {
 	o        *e2eOpts
-	senders  []*client.Client
-	to       []string
+	to       []string     // the receivers' addresses
+	phase    atomic.Int32 // of the messages sent now
 	received [phases]atomic.Int64
 	ok       atomic.Int64
 	failed   atomic.Int64
@@ -83,20 +89,13 @@ func (s *e2eState) body(phase int, sched time.Time) string {
 	return string(b)
 }
 
-// send sends one message and counts its result. ctx bounds the whole run
-// (sendContext): a context with a timeout for each message was 2% of
-// imxbench's CPU, which the servers then lacked.
-func (s *e2eState) send(ctx context.Context, i int, phase int, sched time.Time) {
-	c := s.senders[i%len(s.senders)]
-	res, err := c.SendMessage(ctx, &wire.Send{To: s.to[i%len(s.to)], Body: s.body(phase, sched)})
-	switch {
-	case err != nil:
-		s.fail(err.Error())
-	case res.Code != wire.StatusDelivered:
-		s.fail(res.Code.String() + " " + res.Text)
-	default:
-		s.ok.Add(1)
+// result counts the result of one message.
+func (s *e2eState) result(code wire.Status, text string) {
+	if code != wire.StatusDelivered {
+		s.fail(code.String() + " " + text)
+		return
 	}
+	s.ok.Add(1)
 }
 
 func (s *e2eState) fail(msg string) {
@@ -104,57 +103,155 @@ func (s *e2eState) fail(msg string) {
 	s.firstErr.CompareAndSwap(nil, msg)
 }
 
-// receive drains one receiving session.
-func (s *e2eState) receive(c *client.Client) {
-	var mine latencies
-	for m := range c.Messages() {
-		now := time.Now()
-		f := strings.SplitN(m.Body, " ", 3)
-		if len(f) < 3 {
-			continue
-		}
-		phase, err1 := strconv.Atoi(f[0])
-		ns, err2 := strconv.ParseInt(f[1], 10, 64)
-		if err1 != nil || err2 != nil || phase < 0 || phase >= phases {
-			continue
-		}
-		s.received[phase].Add(1)
-		if phase == phasePaced {
-			mine = append(mine, now.Sub(time.Unix(0, ns)))
-		}
+// arrived counts a message body received at now, adding its latency to
+// mine if it was sent in the paced phase.
+func (s *e2eState) arrived(body []byte, now time.Time, mine *latencies) {
+	sp := bytes.IndexByte(body, ' ')
+	if sp < 0 {
+		return
 	}
+	rest := body[sp+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 < 0 {
+		return
+	}
+	phase, err1 := strconv.Atoi(string(body[:sp]))
+	ns, err2 := strconv.ParseInt(string(rest[:sp2]), 10, 64)
+	if err1 != nil || err2 != nil || phase < 0 || phase >= phases {
+		return
+	}
+	s.received[phase].Add(1)
+	if phase == phasePaced {
+		*mine = append(*mine, now.Sub(time.Unix(0, ns)))
+	}
+}
+
+// keep adds a receiver's latencies to the run's.
+func (s *e2eState) keep(mine latencies) {
 	s.mu.Lock()
 	s.lat = append(s.lat, mine...)
 	s.mu.Unlock()
 }
 
-// pool is a set of closed-loop senders that can grow.
-type pool struct {
-	s    *e2eState
-	ctx  context.Context
+// An e2eDriver runs the sessions of the e2e scenario: the senders on A and
+// the receivers on B, which count what arrives in the e2eState.
+type e2eDriver interface {
+	// grow keeps n messages in flight (n only grows), each sent as soon
+	// as the result of the one before it on its sender arrives.
+	grow(n int)
+	// stopLoop ends that closed loop and waits for its results.
+	stopLoop()
+	// pace sends a message for each time received from jobs, at most
+	// inFlight waiting for their results at once, and returns when jobs
+	// is closed and every result has arrived.
+	pace(jobs <-chan time.Time, inFlight int)
+	// close ends the sessions, after which the latencies are in the
+	// e2eState.
+	close()
+}
+
+// clientDriver drives the sessions through the Go client package, as the
+// imx CLI does: a goroutine blocked in SendMessage per message in flight.
+type clientDriver struct {
+	s       *e2eState
+	ctx     context.Context
+	senders []*client.Client
+	recv    []*client.Client
+	recvWG  sync.WaitGroup
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	n    int
 }
 
-func (p *pool) grow(n int, phase *atomic.Int32) {
-	for ; p.n < n; p.n++ {
-		i := p.n
-		p.wg.Go(func() {
+func newClientDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []string) (*clientDriver, error) {
+	d := &clientDriver{s: s, ctx: ctx, senders: make([]*client.Client, len(sl)), recv: make([]*client.Client, len(rl)), stop: make(chan struct{})}
+	if err := parallel(ctx, len(sl), 4, func(ctx context.Context, i int) (err error) {
+		d.senders[i], err = login(ctx, a, sl[i]+"@"+a.domain, benchPassword, nil)
+		return err
+	}); err != nil {
+		d.close()
+		return nil, err
+	}
+	if err := parallel(ctx, len(rl), 4, func(ctx context.Context, i int) (err error) {
+		d.recv[i], err = login(ctx, b, s.to[i], benchPassword, &client.Options{MessageBuffer: 8192})
+		if err == nil {
+			d.recvWG.Go(func() { d.receive(d.recv[i]) })
+		}
+		return err
+	}); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// send sends one message and counts its result. ctx bounds the whole run
+// (sendContext): a context with a timeout for each message was 2% of
+// imxbench's CPU, which the servers then lacked.
+func (d *clientDriver) send(i int, phase int, sched time.Time) {
+	c := d.senders[i%len(d.senders)]
+	res, err := c.SendMessage(d.ctx, &wire.Send{To: d.s.to[i%len(d.s.to)], Body: d.s.body(phase, sched)})
+	if err != nil {
+		d.s.fail(err.Error())
+		return
+	}
+	d.s.result(res.Code, res.Text)
+}
+
+// receive drains one receiving session.
+func (d *clientDriver) receive(c *client.Client) {
+	var mine latencies
+	for m := range c.Messages() {
+		d.s.arrived([]byte(m.Body), time.Now(), &mine)
+	}
+	d.s.keep(mine)
+}
+
+func (d *clientDriver) grow(n int) {
+	for ; d.n < n; d.n++ {
+		i := d.n
+		d.wg.Go(func() {
 			for {
 				select {
-				case <-p.stop:
+				case <-d.stop:
 					return
-				case <-p.ctx.Done():
+				case <-d.ctx.Done():
 					return
-				case <-p.s.senders[i%len(p.s.senders)].Done():
+				case <-d.senders[i%len(d.senders)].Done():
 					return // its connection has ended: counted as an error already
 				default:
 				}
-				p.s.send(p.ctx, i, int(phase.Load()), time.Now())
+				d.send(i, int(d.s.phase.Load()), time.Now())
 			}
 		})
 	}
+}
+
+func (d *clientDriver) stopLoop() {
+	close(d.stop)
+	d.wg.Wait()
+}
+
+func (d *clientDriver) pace(jobs <-chan time.Time, inFlight int) {
+	var workers sync.WaitGroup
+	for i := range inFlight {
+		workers.Go(func() {
+			for sched := range jobs {
+				d.send(i, phasePaced, sched)
+			}
+		})
+	}
+	workers.Wait()
+}
+
+func (d *clientDriver) close() {
+	for _, cl := range append(append([]*client.Client(nil), d.senders...), d.recv...) {
+		if cl != nil {
+			cl.Close()
+		}
+	}
+	d.recvWG.Wait()
 }
 
 func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, error) {
@@ -179,33 +276,32 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	if err := w.addUsers(ctx, b, benchPassword, rl...); err != nil {
 		return nil, err
 	}
-	s := &e2eState{o: o, senders: make([]*client.Client, o.senders), to: make([]string, o.receivers)}
-	recv := make([]*client.Client, o.receivers)
-	var recvWG sync.WaitGroup
-	defer func() {
-		for _, cl := range append(append([]*client.Client(nil), s.senders...), recv...) {
-			if cl != nil {
-				cl.Close()
-			}
-		}
-		recvWG.Wait()
-	}()
-	if err := parallel(ctx, o.senders, 4, func(ctx context.Context, i int) (err error) {
-		s.senders[i], err = login(ctx, a, sl[i]+"@"+a.domain, benchPassword, nil)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if err := parallel(ctx, o.receivers, 4, func(ctx context.Context, i int) (err error) {
+	s := &e2eState{o: o, to: make([]string, o.receivers)}
+	for i := range rl {
 		s.to[i] = rl[i] + "@" + b.domain
-		recv[i], err = login(ctx, b, s.to[i], benchPassword, &client.Options{MessageBuffer: 8192})
-		if err == nil {
-			recvWG.Go(func() { s.receive(recv[i]) })
-		}
-		return err
-	}); err != nil {
+	}
+	settle := min(o.step/4, 500*time.Millisecond)
+	// Every send of the run shares one deadline, past the longest the run
+	// can take, so that a result that never comes ends the run with an
+	// error rather than hanging it.
+	rampSteps := bits.Len(uint(o.maxConc)) + 1
+	ctx, cancel := context.WithTimeout(ctx, c.warmup+time.Duration(rampSteps)*(settle+o.step)+2*c.duration+time.Minute)
+	defer cancel()
+	var d e2eDriver
+	if o.driver == "client" {
+		d, err = newClientDriver(ctx, s, a, b, sl, rl)
+	} else {
+		d, err = newFramesDriver(ctx, s, a, b, sl, rl)
+	}
+	if err != nil {
 		return nil, err
 	}
+	closed := false
+	defer func() {
+		if !closed {
+			d.close()
+		}
+	}()
 
 	r := &report{scenario: "e2e"}
 	r.param("senders", "sending sessions (domain A)", o.senders)
@@ -215,33 +311,22 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	r.param("step_s", "ramp step", o.step.Seconds())
 	r.param("duration_s", "paced phase", c.duration.Seconds())
 	r.param("paced", "paced rate, of the highest", o.paced)
+	r.param("driver", "sessions driven by", o.driver)
 
 	// Warm-up, then ramp: double the messages in flight up to
 	// -max-concurrency, unless the rate collapses (under half the best
 	// so far, for two steps in a row). Stopping at the first steps that
 	// did not grow made the result hang on the noise of one step on the
 	// shared machine (the ramp once stopped at 8 in flight).
-	var phase atomic.Int32
-	phase.Store(phaseWarmup)
-	settle := min(o.step/4, 500*time.Millisecond)
-	// Every send of the run shares one deadline, past the longest the run
-	// can take, so that a result that never comes ends the run with an
-	// error rather than hanging it.
-	rampSteps := bits.Len(uint(o.maxConc)) + 1
-	ctx, cancel := context.WithTimeout(ctx, c.warmup+time.Duration(rampSteps)*(settle+o.step)+2*c.duration+time.Minute)
-	defer cancel()
-	p := &pool{s: s, ctx: ctx, stop: make(chan struct{})}
+	s.phase.Store(phaseWarmup)
 	conc := min(4, o.maxConc)
-	p.grow(conc, &phase)
-	stopPool := func() {
-		close(p.stop)
-		p.wg.Wait()
-	}
+	d.grow(conc)
+	stopPool := d.stopLoop
 	if err := sleepCtx(ctx, c.warmup); err != nil {
 		stopPool()
 		return nil, err
 	}
-	phase.Store(phaseRamp)
+	s.phase.Store(phaseRamp)
 	type step struct {
 		conc int
 		rate float64
@@ -273,7 +358,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 			break
 		}
 		conc *= 2
-		p.grow(conc, &phase)
+		d.grow(conc)
 	}
 	stopPool()
 	rampRep := &report{}
@@ -304,20 +389,14 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	interval := time.Duration(float64(time.Second) / target)
 	total := int(target * c.duration.Seconds())
 	okBefore := s.ok.Load()
-	phase.Store(phasePaced)
+	s.phase.Store(phasePaced)
 	jobs := make(chan time.Time, 1<<16)
-	var workers sync.WaitGroup
+	var pacing sync.WaitGroup
 	// Twice the concurrency of the best step, to absorb the bursts of an
 	// open loop, but no more than the SENDs the sessions may have in
 	// flight: beyond it imxd answers busy, and a message answered busy
 	// would drop out of the latencies instead of waiting its turn here.
-	for i := range min(max(2*best.conc, 64), o.senders*c2s.DefaultMaxSendsInFlight) {
-		workers.Go(func() {
-			for sched := range jobs {
-				s.send(ctx, i, phasePaced, sched)
-			}
-		})
-	}
+	pacing.Go(func() { d.pace(jobs, min(max(2*best.conc, 64), o.senders*c2s.DefaultMaxSendsInFlight)) })
 	var stopProfiles func() error
 	if o.profile != "" {
 		var err error
@@ -345,7 +424,7 @@ pace:
 		}
 	}
 	close(jobs)
-	workers.Wait()
+	pacing.Wait()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -371,10 +450,8 @@ pace:
 	got := s.received[phasePaced].Load()
 	r.figure("paced_target", "paced rate asked", round(target, 1), fmt.Sprintf("%.0f msgs/s (%d messages)", target, total))
 	r.figure("paced_rate", "paced rate reached", round(float64(got)/elapsed.Seconds(), 1), fmt.Sprintf("%.0f msgs/s (%d received)", float64(got)/elapsed.Seconds(), got))
-	for _, cl := range recv {
-		cl.Close()
-	}
-	recvWG.Wait()
+	closed = true
+	d.close()
 	s.mu.Lock()
 	lat := s.lat
 	s.mu.Unlock()

@@ -14,7 +14,10 @@
 //	        client): the highest sustained rate (doubling the messages in
 //	        flight from 4 up to -max-concurrency, the best step's rate),
 //	        then half that rate (-paced), paced, for the latency
-//	        distribution
+//	        distribution. imxbench speaks the client protocol's frames
+//	        itself (-driver frames, the default, as wrk drives HTTP), or
+//	        drives the sessions through the Go client package (-driver
+//	        client, as the imx CLI)
 //	s2s     MESSAGE frames over one authenticated server connection: from an
 //	        s2s node run by imxbench into a real imxd (-mode imxd, the
 //	        default), or between two s2s nodes inside imxbench over loopback

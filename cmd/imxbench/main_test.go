@@ -129,20 +129,30 @@ func TestScenarios(t *testing.T) {
 		return res
 	}
 
-	t.Run("e2e", func(t *testing.T) {
-		res := check(t, "e2e", "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-paced", "0.4")
-		positive(t, res, "max_rate", "paced_rate", "latency_p50_ms", "latency_p99_ms", "latency_count")
-		zero(t, res, "errors")
-		if cpu, ok := res["imxd_cpu_s"].(map[string]any); !ok || len(cpu) != 2 {
-			t.Errorf("RESULT imxd_cpu_s = %v, want the two imxd processes", res["imxd_cpu_s"])
-		}
-		if p50, p99 := res["latency_p50_ms"].(float64), res["latency_p99_ms"].(float64); p50 > p99 {
-			t.Errorf("p50 %v > p99 %v", p50, p99)
-		}
-		if max, asked := res["max_rate"].(float64), res["paced_target"].(float64); res["paced"] != 0.4 || math.Abs(asked-0.4*max) > 1 {
-			t.Errorf("paced %v asked %v msgs/s of the highest %v, want -paced 0.4 of it", res["paced"], asked, max)
-		}
-	})
+	for _, driver := range []string{"frames", "client"} {
+		t.Run("e2e-"+driver, func(t *testing.T) {
+			res := check(t, "e2e", "-driver", driver, "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-paced", "0.4")
+			positive(t, res, "max_rate", "paced_rate", "latency_p50_ms", "latency_p99_ms", "latency_count")
+			zero(t, res, "errors")
+			if res["driver"] != driver {
+				t.Errorf("RESULT driver = %v, want %s", res["driver"], driver)
+			}
+			if cpu, ok := res["imxd_cpu_s"].(map[string]any); !ok || len(cpu) != 2 {
+				t.Errorf("RESULT imxd_cpu_s = %v, want the two imxd processes", res["imxd_cpu_s"])
+			}
+			if p50, p99 := res["latency_p50_ms"].(float64), res["latency_p99_ms"].(float64); p50 > p99 {
+				t.Errorf("p50 %v > p99 %v", p50, p99)
+			}
+			if max, asked := res["max_rate"].(float64), res["paced_target"].(float64); res["paced"] != 0.4 || math.Abs(asked-0.4*max) > 1 {
+				t.Errorf("paced %v asked %v msgs/s of the highest %v, want -paced 0.4 of it", res["paced"], asked, max)
+			}
+			// Every message of the paced phase arrived and was timed.
+			asked := math.Floor(res["paced_target"].(float64) * res["duration_s"].(float64))
+			if n := res["latency_count"].(float64); math.Abs(n-asked) > 1 {
+				t.Errorf("%v latencies, want the %v messages of the paced phase", n, asked)
+			}
+		})
+	}
 	t.Run("s2s", func(t *testing.T) {
 		res := check(t, "s2s", "-window", "16")
 		positive(t, res, "rate")

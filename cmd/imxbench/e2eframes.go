@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/imxproject/imx/c2s"
+	"github.com/imxproject/imx/client"
+	"github.com/imxproject/imx/internal/link"
+	"github.com/imxproject/imx/wire"
+)
+
+// framesDriver drives the e2e sessions on the client protocol's frames
+// itself, as wrk drives HTTP: a session is a link.Conn over the WebSocket,
+// as in the client package, but a sender keeps its messages in flight
+// without a goroutine or a link.Call each (it counts the RESULTs as they
+// come, in link.Config.Responses, and a closed-loop sender sends the next
+// SEND from there), and a receiver reads each MESSAGE's body where the
+// MIME puts it instead of parsing the MIME. So imxbench takes less of the
+// CPU that the two servers share with it. The servers see the same frames
+// as from the client package: SEND with a fresh message id, and a RESULT
+// ok for each MESSAGE, delayed up to client.DefaultAckDelay to share a
+// write as the client package does.
+type framesDriver struct {
+	s       *e2eState
+	ctx     context.Context
+	senders []*frameSession
+	recv    []*frameSession
+	next    atomic.Uint64 // round robin over the senders
+	sem     chan struct{} // a token per paced SEND waiting for its result
+}
+
+// Tags of the driver's SENDs: tagOurs is set on all, tagLoop on those of
+// the closed loop. The rest of the tag counts; link.Requests (LOGIN) uses
+// small tags.
+const (
+	tagOurs = 1 << 31
+	tagLoop = 1 << 30
+)
+
+// frameSession is one session of the framesDriver.
+type frameSession struct {
+	d    *framesDriver
+	lc   *link.Conn
+	to   string
+	tags atomic.Uint32
+	done chan struct{} // closed when Run has returned
+
+	// Senders.
+	slots    chan struct{} // a token per paced SEND waiting for its result
+	loopWant atomic.Int32  // closed-loop SENDs to keep in flight
+	loopOut  atomic.Int32  // closed-loop SENDs in flight
+
+	// Receivers.
+	mu       sync.Mutex
+	lat      latencies
+	acks     []uint32
+	ackTimer *time.Timer
+}
+
+func newFramesDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []string) (*framesDriver, error) {
+	d := &framesDriver{s: s, ctx: ctx, senders: make([]*frameSession, len(sl)), recv: make([]*frameSession, len(rl)),
+		sem: make(chan struct{}, len(sl)*c2s.DefaultMaxSendsInFlight)}
+	if err := parallel(ctx, len(sl), 4, func(ctx context.Context, i int) (err error) {
+		d.senders[i], err = d.dial(ctx, a, sl[i]+"@"+a.domain, s.to[i%len(s.to)])
+		return err
+	}); err != nil {
+		d.close()
+		return nil, err
+	}
+	if err := parallel(ctx, len(rl), 4, func(ctx context.Context, i int) (err error) {
+		d.recv[i], err = d.dial(ctx, b, s.to[i], "")
+		return err
+	}); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// dial connects to p's client listener as the client package does (the
+// connection corked under the WebSocket, so that frames queued together
+// leave in one write), and logs in as user. A sender sends to to.
+func (d *framesDriver) dial(ctx context.Context, p *imxdProc, user, to string) (*frameSession, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var cork *c2s.CorkConn
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			cork = c2s.NewCorkConn(nc)
+			return cork, nil
+		},
+	}
+	defer tr.CloseIdleConnections()
+	ws, _, err := websocket.Dial(ctx, "ws://"+p.client+c2s.Path, &websocket.DialOptions{
+		HTTPClient:   &http.Client{Transport: tr},
+		Subprotocols: []string{c2s.Subprotocol},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", p.client, err)
+	}
+	fs := &frameSession{d: d, to: to, done: make(chan struct{})}
+	if to != "" {
+		fs.slots = make(chan struct{}, c2s.DefaultMaxSendsInFlight)
+	}
+	fc := c2s.NewFrameConn(ws, nil, nil)
+	fc.UseCork(cork)
+	lc, err := link.Initiate(ctx, fc, link.Config{
+		Software:      "imxbench",
+		FramePerWrite: true,
+		KeepAlive:     -1,
+		Responses:     fs.response,
+	})
+	if err != nil {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("connect to %s: %w", p.client, err)
+	}
+	fs.lc = lc
+	go func() {
+		defer close(fs.done)
+		_ = lc.Run(context.Background(), fs.request)
+	}()
+	call := lc.Requests().Start()
+	if err := lc.Send(ctx, &wire.Login{Head: wire.Head{Tag: call.Tag()}, User: user, Password: benchPassword, Client: "imxbench"}); err != nil {
+		call.Cancel()
+		fs.close()
+		return nil, fmt.Errorf("login %s: %w", user, err)
+	}
+	rec, err := call.Wait(ctx, lc.Done())
+	if _, ok := rec.(*wire.Session); err != nil || !ok {
+		fs.close()
+		if err == nil {
+			err = fmt.Errorf("answer %v", rec)
+		}
+		return nil, fmt.Errorf("login %s: %w", user, err)
+	}
+	return fs, nil
+}
+
+// send queues one SEND; false if the connection has no room or has ended
+// (counted as failed).
+func (fs *frameSession) send(phase int, sched time.Time, loop bool) bool {
+	tag := fs.tags.Add(1)&(tagLoop-1) | tagOurs
+	if loop {
+		tag |= tagLoop
+	}
+	m := &wire.Send{Head: wire.Head{Tag: tag}, To: fs.to, Body: fs.d.s.body(phase, sched), ID: client.NewMessageID()}
+	if !fs.lc.TrySend(m) {
+		fs.d.s.fail("SEND not queued: the connection is full or closed")
+		return false
+	}
+	return true
+}
+
+// response takes the RESULTs of the driver's SENDs, on the reader
+// goroutine.
+func (fs *frameSession) response(_ *link.Conn, rec wire.Record) bool {
+	tag := rec.FrameHead().Tag
+	if tag&tagOurs == 0 {
+		return false // LOGIN's: link.Requests
+	}
+	if r, ok := rec.(*wire.Result); ok {
+		fs.d.s.result(r.Code, r.Text)
+	} else {
+		fs.d.s.fail("SEND answered with " + rec.Type().String())
+	}
+	if tag&tagLoop == 0 {
+		<-fs.slots
+		<-fs.d.sem
+		return true
+	}
+	// The closed loop: the next message goes at once, unless the loop is
+	// shrinking (stopLoop).
+	if fs.loopOut.Load() <= fs.loopWant.Load() && fs.send(int(fs.d.s.phase.Load()), time.Now(), true) {
+		return true
+	}
+	fs.loopOut.Add(-1)
+	return true
+}
+
+// request handles the server's requests: a receiver's MESSAGEs.
+func (fs *frameSession) request(lc *link.Conn, rec wire.Record) {
+	m, ok := rec.(*wire.Message)
+	if !ok {
+		if tag := rec.FrameHead().Tag; tag != 0 {
+			lc.TrySend(&wire.Result{Head: wire.Head{Tag: tag}, Code: wire.StatusOK})
+		}
+		return
+	}
+	now := time.Now()
+	body := m.MIME
+	if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
+		body = body[i+4:]
+	}
+	fs.mu.Lock()
+	fs.d.s.arrived(body, now, &fs.lat)
+	fs.acks = append(fs.acks, m.Tag)
+	switch {
+	case len(fs.acks) >= 64:
+		fs.flushLocked()
+	case len(fs.acks) == 1:
+		if fs.ackTimer == nil {
+			fs.ackTimer = time.AfterFunc(client.DefaultAckDelay, fs.flush)
+		} else {
+			fs.ackTimer.Reset(client.DefaultAckDelay)
+		}
+	}
+	fs.mu.Unlock()
+}
+
+func (fs *frameSession) flush() {
+	fs.mu.Lock()
+	fs.flushLocked()
+	fs.mu.Unlock()
+}
+
+// flushLocked queues the acknowledgements waiting.
+func (fs *frameSession) flushLocked() {
+	for _, tag := range fs.acks {
+		if !fs.lc.TrySend(&wire.Result{Head: wire.Head{Tag: tag}, Code: wire.StatusOK}) {
+			break // the connection is full or ending; the server copes
+		}
+	}
+	fs.acks = fs.acks[:0]
+}
+
+func (fs *frameSession) close() {
+	if fs.ackTimer != nil {
+		fs.ackTimer.Stop()
+	}
+	fs.flush()
+	fs.lc.Close(wire.StatusOK, "")
+	select {
+	case <-fs.done:
+	case <-time.After(10 * time.Second):
+		fs.lc.Abort(errors.New("imxbench: close timed out"))
+		<-fs.done
+	}
+}
+
+func (d *framesDriver) grow(n int) {
+	for i, fs := range d.senders {
+		// Sender i has the messages j < n with j mod senders = i.
+		want := int32((n - i + len(d.senders) - 1) / len(d.senders))
+		for fs.loopWant.Load() < want {
+			fs.loopWant.Add(1)
+			fs.loopOut.Add(1)
+			if !fs.send(int(d.s.phase.Load()), time.Now(), true) {
+				fs.loopOut.Add(-1)
+			}
+		}
+	}
+}
+
+func (d *framesDriver) stopLoop() {
+	for _, fs := range d.senders {
+		fs.loopWant.Store(0)
+	}
+	for _, fs := range d.senders {
+		for fs.loopOut.Load() > 0 {
+			select {
+			case <-fs.done:
+				fs.loopOut.Store(0)
+			case <-d.ctx.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+}
+
+// pace sends each job on the next sender with room: at most inFlight
+// SENDs in all, and the sessions' own limit each, wait for their results.
+func (d *framesDriver) pace(jobs <-chan time.Time, inFlight int) {
+	// The tokens beyond inFlight are taken for the phase.
+	for range cap(d.sem) - min(inFlight, cap(d.sem)) {
+		d.sem <- struct{}{}
+	}
+	for sched := range jobs {
+		select {
+		case d.sem <- struct{}{}:
+		case <-d.ctx.Done():
+			return
+		}
+		fs := d.pick()
+		if fs == nil {
+			return
+		}
+		if !fs.send(phasePaced, sched, false) {
+			<-fs.slots
+			<-d.sem
+		}
+	}
+	// Every result has come when every token is back.
+	for range min(inFlight, cap(d.sem)) {
+		select {
+		case d.sem <- struct{}{}:
+		case <-d.ctx.Done():
+			return
+		}
+	}
+}
+
+// pick takes a slot on the next sender in turn that has one, or waits for
+// one on the sender whose turn it is.
+func (d *framesDriver) pick() *frameSession {
+	n := uint64(len(d.senders))
+	first := d.next.Add(1)
+	for k := range n {
+		fs := d.senders[(first+k)%n]
+		select {
+		case fs.slots <- struct{}{}:
+			return fs
+		default:
+		}
+	}
+	fs := d.senders[first%n]
+	select {
+	case fs.slots <- struct{}{}:
+		return fs
+	case <-d.ctx.Done():
+		return nil
+	}
+}
+
+func (d *framesDriver) close() {
+	var wg sync.WaitGroup
+	for _, fs := range append(append([]*frameSession(nil), d.senders...), d.recv...) {
+		if fs != nil {
+			wg.Go(fs.close)
+		}
+	}
+	wg.Wait()
+	for _, fs := range d.recv {
+		if fs != nil {
+			d.s.keep(fs.lat)
+		}
+	}
+}
