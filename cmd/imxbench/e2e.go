@@ -35,6 +35,7 @@ type e2eOpts struct {
 	size               int
 	profile            string
 	paced              float64
+	rate               float64
 	driver             string
 }
 
@@ -46,14 +47,15 @@ func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report,
 	fs.DurationVar(&o.step, "step", 2*time.Second, "length of each ramp step")
 	fs.IntVar(&o.size, "size", 200, "message body size in bytes")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the paced phase into this directory")
+	fs.Float64Var(&o.rate, "rate", 0, "the paced phase's rate in messages per second, instead of -paced of the highest: to compare builds at the same load (their CPU per message)")
 	fs.StringVar(&o.driver, "driver", "frames", "how the sessions are driven: frames (the client protocol's frames, written and read by imxbench itself, as wrk drives HTTP) or client (the Go client package, as the imx CLI)")
 	fs.Float64Var(&o.paced, "paced", 0.5, "the paced phase's rate, as a fraction of the highest sustained rate (0.5: the latency at half load that the target names; near 1 with -profile: where the time goes at full load)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if limit := o.senders * c2s.DefaultMaxSendsInFlight; o.maxConc == 0 || o.maxConc > limit {
 			o.maxConc = limit
 		}
-		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 || o.paced <= 0 || o.paced > 1 {
-			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40, 0 < -paced ≤ 1")
+		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 || o.paced <= 0 || o.paced > 1 || o.rate < 0 {
+			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40, 0 < -paced ≤ 1, -rate ≥ 0")
 		}
 		if o.driver != "frames" && o.driver != "client" {
 			return nil, fmt.Errorf("-driver is frames or client, not %q", o.driver)
@@ -310,7 +312,11 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	r.param("warmup_s", "warm-up", c.warmup.Seconds())
 	r.param("step_s", "ramp step", o.step.Seconds())
 	r.param("duration_s", "paced phase", c.duration.Seconds())
-	r.param("paced", "paced rate, of the highest", o.paced)
+	if o.rate > 0 {
+		r.param("rate", "paced rate, msgs/s", o.rate)
+	} else {
+		r.param("paced", "paced rate, of the highest", o.paced)
+	}
 	r.param("driver", "sessions driven by", o.driver)
 
 	// Warm-up, then ramp: double the messages in flight up to
@@ -386,6 +392,9 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	// sender that falls behind shows up in the latency rather than hiding
 	// it.
 	target := best.rate * o.paced
+	if o.rate > 0 {
+		target = o.rate
+	}
 	interval := time.Duration(float64(time.Second) / target)
 	total := int(target * c.duration.Seconds())
 	okBefore := s.ok.Load()
