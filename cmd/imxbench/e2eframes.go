@@ -53,11 +53,10 @@ const (
 
 // frameSession is one session of the framesDriver.
 type frameSession struct {
+	*rawSession
 	d    *framesDriver
-	lc   *link.Conn
 	to   string
 	tags atomic.Uint32
-	done chan struct{} // closed when Run has returned
 
 	// Senders.
 	slots    chan struct{} // a token per paced SEND waiting for its result
@@ -68,6 +67,7 @@ type frameSession struct {
 	mu       sync.Mutex
 	lat      latencies
 	acks     []uint32
+	ackLC    *link.Conn // the connection the MESSAGEs came on
 	ackTimer *time.Timer
 }
 
@@ -91,10 +91,36 @@ func newFramesDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []
 	return d, nil
 }
 
-// dial connects to p's client listener as the client package does (the
-// connection corked under the WebSocket, so that frames queued together
-// leave in one write), and logs in as user. A sender sends to to.
+// dial connects a frameSession to p and logs in as user; a sender sends
+// to to.
 func (d *framesDriver) dial(ctx context.Context, p *imxdProc, user, to string) (*frameSession, error) {
+	fs := &frameSession{d: d, to: to}
+	if to != "" {
+		fs.slots = make(chan struct{}, c2s.DefaultMaxSendsInFlight)
+	}
+	var err error
+	fs.rawSession, err = dialRaw(ctx, p, &wire.Login{User: user, Password: benchPassword, Client: "imxbench"}, link.Config{
+		Responses: fs.response,
+		Writers:   d.writers,
+	}, fs.request)
+	if err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
+
+// rawSession is a client session that imxbench drives frame by frame: a
+// link.Conn over the client API's WebSocket, as in the client package.
+type rawSession struct {
+	lc   *link.Conn
+	done chan struct{} // closed when Run has returned
+}
+
+// dialRaw connects to p's client listener as the client package does (the
+// connection corked under the WebSocket, so that frames queued together
+// leave in one write), runs the connection with h, and logs in with
+// login. cfg gives the link's Responses and Writers.
+func dialRaw(ctx context.Context, p *imxdProc, login *wire.Login, cfg link.Config, h link.Handler) (*rawSession, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var cork *c2s.CorkConn
@@ -116,43 +142,52 @@ func (d *framesDriver) dial(ctx context.Context, p *imxdProc, user, to string) (
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", p.client, err)
 	}
-	fs := &frameSession{d: d, to: to, done: make(chan struct{})}
-	if to != "" {
-		fs.slots = make(chan struct{}, c2s.DefaultMaxSendsInFlight)
-	}
 	fc := c2s.NewFrameConn(ws, nil, nil)
 	fc.UseCork(cork)
-	lc, err := link.Initiate(ctx, fc, link.Config{
-		Software:      "imxbench",
-		FramePerWrite: true,
-		KeepAlive:     -1,
-		Responses:     fs.response,
-		Writers:       d.writers,
-	})
+	cfg.Software = "imxbench"
+	cfg.FramePerWrite = true
+	cfg.KeepAlive = -1
+	lc, err := link.Initiate(ctx, fc, cfg)
 	if err != nil {
 		_ = ws.CloseNow()
 		return nil, fmt.Errorf("connect to %s: %w", p.client, err)
 	}
-	fs.lc = lc
+	rs := &rawSession{lc: lc, done: make(chan struct{})}
 	go func() {
-		defer close(fs.done)
-		_ = lc.Run(context.Background(), fs.request)
+		defer close(rs.done)
+		_ = lc.Run(context.Background(), h)
 	}()
-	call := lc.Requests().Start()
-	if err := lc.Send(ctx, &wire.Login{Head: wire.Head{Tag: call.Tag()}, User: user, Password: benchPassword, Client: "imxbench"}); err != nil {
-		call.Cancel()
-		fs.close()
-		return nil, fmt.Errorf("login %s: %w", user, err)
-	}
-	rec, err := call.Wait(ctx, lc.Done())
+	rec, err := rs.request(ctx, login, &login.Head)
 	if _, ok := rec.(*wire.Session); err != nil || !ok {
-		fs.close()
+		rs.close()
 		if err == nil {
 			err = fmt.Errorf("answer %v", rec)
 		}
-		return nil, fmt.Errorf("login %s: %w", user, err)
+		return nil, fmt.Errorf("login %s: %w", login.User, err)
 	}
-	return fs, nil
+	return rs, nil
+}
+
+// request sends rec, whose head is hd, and waits for its response.
+func (rs *rawSession) request(ctx context.Context, rec wire.Record, hd *wire.Head) (wire.Record, error) {
+	call := rs.lc.Requests().Start()
+	hd.Tag = call.Tag()
+	if err := rs.lc.Send(ctx, rec); err != nil {
+		call.Cancel()
+		return nil, err
+	}
+	return call.Wait(ctx, rs.lc.Done())
+}
+
+// close closes the session and waits for its end.
+func (rs *rawSession) close() {
+	rs.lc.Close(wire.StatusOK, "")
+	select {
+	case <-rs.done:
+	case <-time.After(10 * time.Second):
+		rs.lc.Abort(errors.New("imxbench: close timed out"))
+		<-rs.done
+	}
 }
 
 // send queues one SEND; false if the connection has no room or has ended
@@ -211,6 +246,7 @@ func (fs *frameSession) request(lc *link.Conn, rec wire.Record) {
 		body = body[i+4:]
 	}
 	fs.mu.Lock()
+	fs.ackLC = lc
 	fs.d.s.arrived(body, now, &fs.lat)
 	fs.acks = append(fs.acks, m.Tag)
 	switch {
@@ -235,7 +271,7 @@ func (fs *frameSession) flush() {
 // flushLocked queues the acknowledgements waiting.
 func (fs *frameSession) flushLocked() {
 	for _, tag := range fs.acks {
-		if !fs.lc.TrySend(&wire.Result{Head: wire.Head{Tag: tag}, Code: wire.StatusOK}) {
+		if !fs.ackLC.TrySend(&wire.Result{Head: wire.Head{Tag: tag}, Code: wire.StatusOK}) {
 			break // the connection is full or ending; the server copes
 		}
 	}
@@ -243,17 +279,13 @@ func (fs *frameSession) flushLocked() {
 }
 
 func (fs *frameSession) close() {
+	fs.mu.Lock()
 	if fs.ackTimer != nil {
 		fs.ackTimer.Stop()
 	}
+	fs.mu.Unlock()
 	fs.flush()
-	fs.lc.Close(wire.StatusOK, "")
-	select {
-	case <-fs.done:
-	case <-time.After(10 * time.Second):
-		fs.lc.Abort(errors.New("imxbench: close timed out"))
-		<-fs.done
-	}
+	fs.rawSession.close()
 }
 
 func (d *framesDriver) grow(n int) {

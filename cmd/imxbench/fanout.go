@@ -20,6 +20,7 @@ import (
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/client"
+	"github.com/imxproject/imx/internal/link"
 	"github.com/imxproject/imx/store"
 	"github.com/imxproject/imx/store/sqlite"
 	"github.com/imxproject/imx/wire"
@@ -52,6 +53,7 @@ type fanoutOpts struct {
 	renewals          int
 	subTimeout        time.Duration
 	profile           string
+	driver            string
 }
 
 func fanoutFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
@@ -66,12 +68,16 @@ func fanoutFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*repo
 	fs.IntVar(&o.renewals, "renewals", 2, "renewal sweeps to count for the steady cost of renewals (0: skip that measurement)")
 	fs.DurationVar(&o.subTimeout, "subscription-timeout", time.Minute, "subscription_timeout of the domains of the renewal measurement (1m is the least imxd accepts)")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the measured changes into this directory")
+	fs.StringVar(&o.driver, "driver", "frames", "how the watchers' sessions are driven: frames (read frame by frame by imxbench itself, as the floor reads) or client (the Go client package, as the imx CLI)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if o.online == 0 || o.online > o.watchers {
 			o.online = o.watchers
 		}
 		if o.watchers < 1 || o.domains < 1 || o.domains > o.watchers || o.rounds < 1 || o.conc < 1 || o.wait <= 0 || o.gap < 0 || o.renewals < 0 || o.subTimeout < time.Minute {
 			return nil, errors.New("need -watchers ≥ -domains ≥ 1, -rounds ≥ 1, -concurrency ≥ 1, -wait > 0, -gap ≥ 0, -renewals ≥ 0, -subscription-timeout ≥ 1m")
+		}
+		if o.driver != "frames" && o.driver != "client" {
+			return nil, fmt.Errorf("-driver is frames or client, not %q", o.driver)
 		}
 		return runFanout(ctx, c, w, &o)
 	}
@@ -84,10 +90,12 @@ type fanWorld struct {
 	wat      *imxdProc // the watchers' imxd
 	presence string    // the presentity's address
 	pc       *client.Client
-	clients  []*client.Client
+	watchers []fanWatcher
 	evWG     sync.WaitGroup
+	writers  *link.WriterPool // the frames watchers' writers
 
-	initial atomic.Int64 // watchers that got the presence at CONTACT-ADD
+	initial     atomic.Int64  // watchers that got the presence at CONTACT-ADD
+	seenInitial []atomic.Bool // per watcher: counted in initial
 
 	// Per change k: its start (unix ns), the arrival of its NOTIFY at each
 	// watcher (ns after the start; 0: not yet), the watchers still waiting,
@@ -182,6 +190,7 @@ func setupFanout(ctx context.Context, w *world, o *fanoutOpts, prefix, extra str
 		return nil, err
 	}
 
+	f.seenInitial = make([]atomic.Bool, o.watchers)
 	f.t0 = make([]atomic.Int64, total)
 	f.remaining = make([]atomic.Int64, total)
 	f.all = make([]chan struct{}, total)
@@ -209,19 +218,33 @@ func setupFanout(ctx context.Context, w *world, o *fanoutOpts, prefix, extra str
 	if f.pc, err = resume(ctx, f.pres, presAddr, presToken); err != nil {
 		return nil, fmt.Errorf("presentity: %w", err)
 	}
-	f.clients = make([]*client.Client, len(watchers))
+	f.watchers = make([]fanWatcher, len(watchers))
+	if o.driver == "frames" {
+		f.writers = link.NewWriterPool(0)
+	}
 	var refused atomic.Int64
 	var firstRefusal atomic.Value
 	err = parallel(ctx, len(watchers), o.conc, func(ctx context.Context, i int) error {
-		cl, err := resume(ctx, f.wat, watchers[i], tokens[i])
-		if err != nil {
-			return fmt.Errorf("watcher %d: %w", i, err)
+		var cl fanWatcher
+		if o.driver == "frames" {
+			rs, err := dialRaw(ctx, f.wat, &wire.Login{User: watchers[i].String(), Session: tokens[i], Client: "imxbench"},
+				link.Config{Writers: f.writers}, func(lc *link.Conn, rec wire.Record) { f.rawEvent(i, lc, rec) })
+			if err != nil {
+				return fmt.Errorf("watcher %d: %w", i, err)
+			}
+			cl = rawWatcher{rs}
+		} else {
+			c, err := resume(ctx, f.wat, watchers[i], tokens[i])
+			if err != nil {
+				return fmt.Errorf("watcher %d: %w", i, err)
+			}
+			f.evWG.Go(func() { f.events(i, c) })
+			cl = clientWatcher{c}
 		}
-		f.clients[i] = cl
-		f.evWG.Go(func() { f.events(i, cl) })
+		f.watchers[i] = cl
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		res, err := cl.AddContact(actx, f.presence, "")
+		res, err := cl.addContact(actx, f.presence)
 		if err != nil {
 			return fmt.Errorf("watcher %d: %w", i, err)
 		}
@@ -251,37 +274,13 @@ func setupFanout(ctx context.Context, w *world, o *fanoutOpts, prefix, extra str
 	return f, nil
 }
 
-// events reads the presence events of watcher i.
+// events reads the presence events of watcher i's client.
 func (f *fanWorld) events(i int, cl *client.Client) {
-	seenInitial := false
 	for {
 		select {
 		case ev := <-cl.Events():
-			now := time.Now().UnixNano()
-			n, ok := ev.(*wire.Notify)
-			if !ok || n.Presentity != f.presence {
-				continue
-			}
-			k, isRound := strings.CutPrefix(n.Status, roundStatus)
-			if !isRound {
-				if !seenInitial && n.Presence == wire.PresenceOnline {
-					seenInitial = true
-					f.initial.Add(1)
-				}
-				continue
-			}
-			r, err := strconv.Atoi(k)
-			if err != nil || r < 0 || r >= len(f.t0) || int64(r) != f.round.Load() {
-				f.late.Add(1)
-				continue
-			}
-			d := max(now-f.t0[r].Load(), 1)
-			if !f.arrival[r][i].CompareAndSwap(0, d) {
-				f.late.Add(1)
-				continue
-			}
-			if f.remaining[r].Add(-1) == 0 {
-				close(f.all[r])
+			if n, ok := ev.(*wire.Notify); ok {
+				f.notified(i, n, time.Now().UnixNano())
 			}
 		case <-cl.Done():
 			return
@@ -289,10 +288,101 @@ func (f *fanWorld) events(i int, cl *client.Client) {
 	}
 }
 
+// rawEvent handles a record the server sent to watcher i's frames session,
+// on its reader goroutine: a NOTIFY is timed there, without a copy or a
+// hand-over.
+func (f *fanWorld) rawEvent(i int, lc *link.Conn, rec wire.Record) {
+	now := time.Now().UnixNano()
+	if n, ok := rec.(*wire.Notify); ok {
+		f.notified(i, n, now)
+	}
+	if tag := rec.FrameHead().Tag; tag != 0 {
+		lc.TrySend(&wire.Result{Head: wire.Head{Tag: tag}, Code: wire.StatusOK})
+	}
+}
+
+// notified counts watcher i's NOTIFY n, which arrived at now (Unix ns).
+func (f *fanWorld) notified(i int, n *wire.Notify, now int64) {
+	if n.Presentity != f.presence {
+		return
+	}
+	k, isRound := strings.CutPrefix(n.Status, roundStatus)
+	if !isRound {
+		if !f.seenInitial[i].Load() && n.Presence == wire.PresenceOnline {
+			f.seenInitial[i].Store(true)
+			f.initial.Add(1)
+		}
+		return
+	}
+	r, err := strconv.Atoi(k)
+	if err != nil || r < 0 || r >= len(f.t0) || int64(r) != f.round.Load() {
+		f.late.Add(1)
+		return
+	}
+	d := max(now-f.t0[r].Load(), 1)
+	if !f.arrival[r][i].CompareAndSwap(0, d) {
+		f.late.Add(1)
+		return
+	}
+	if f.remaining[r].Add(-1) == 0 {
+		close(f.all[r])
+	}
+}
+
+// closeWatchers closes the watchers that are not nil, conc at a time.
+func closeWatchers(ws []fanWatcher, conc int) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(conc, 1))
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			w.close()
+			<-sem
+		})
+	}
+	wg.Wait()
+}
+
+// A fanWatcher is a watcher's session.
+type fanWatcher interface {
+	addContact(ctx context.Context, presentity string) (*wire.Result, error)
+	close()
+}
+
+type clientWatcher struct{ *client.Client }
+
+func (w clientWatcher) addContact(ctx context.Context, p string) (*wire.Result, error) {
+	return w.AddContact(ctx, p, "")
+}
+func (w clientWatcher) close() { w.Close() }
+
+type rawWatcher struct{ *rawSession }
+
+func (w rawWatcher) addContact(ctx context.Context, p string) (*wire.Result, error) {
+	r := &wire.ContactAdd{Address: p}
+	rec, err := w.request(ctx, r, &r.Head)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := rec.(*wire.Result)
+	if !ok {
+		return nil, fmt.Errorf("CONTACT-ADD answered with %s", rec.Type())
+	}
+	return res, nil
+}
+
 // close logs everybody out.
 func (f *fanWorld) close(conc int) {
-	closeClients(append(f.clients, f.pc), conc)
+	closeWatchers(f.watchers, conc)
+	closeClients([]*client.Client{f.pc}, conc)
 	f.evWG.Wait()
+	if f.writers != nil {
+		f.writers.Close()
+		f.writers.Wait()
+	}
 }
 
 // change is the outcome of one presence change.
@@ -371,6 +461,7 @@ func runFanout(ctx context.Context, c *common, w *world, o *fanoutOpts) (*report
 	r.param("watchers", "watchers (one session each)", o.watchers)
 	r.param("domains", "watcher domains (one imxd)", o.domains)
 	r.param("rounds", "measured presence changes", o.rounds)
+	r.param("driver", "watchers' sessions driven by", o.driver)
 	r.param("warmup_s", "pause after the setup", c.warmup.Seconds())
 	r.figure("setup_s", "setup: stores, 2 imxd, logins, CONTACT-ADDs", round(setup.Seconds(), 2), fmt.Sprintf("%.1f s", setup.Seconds()))
 	if o.online < o.watchers {
@@ -381,7 +472,8 @@ func runFanout(ctx context.Context, c *common, w *world, o *fanoutOpts) (*report
 		for i := o.online; i < o.watchers; i++ {
 			sem <- struct{}{}
 			wg.Go(func() {
-				f.clients[i].Close()
+				f.watchers[i].close()
+				f.watchers[i] = nil
 				<-sem
 			})
 		}

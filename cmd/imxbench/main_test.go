@@ -174,28 +174,33 @@ func TestScenarios(t *testing.T) {
 		res := check(t, "auth", "-n", "5000", "-concurrency", "8")
 		positive(t, res, "pairs_per_s", "latency_p50_ms", "latency_count")
 	})
-	t.Run("fanout", func(t *testing.T) {
-		res := check(t, "fanout", "-watchers", "20", "-domains", "4", "-rounds", "2", "-gap", "100ms", "-renewals", "0")
-		positive(t, res, "all_notified_median_ms", "arrival_p50_ms", "arrival_max_ms", "ack_p50_ms")
-		zero(t, res, "missing")
-		zero(t, res, "late")
-		if n, _ := res["arrival_count"].(float64); n != 40 {
-			t.Errorf("RESULT arrival_count = %v, want 40 (20 watchers × 2 changes)", res["arrival_count"])
-		}
-		// One NOTIFY per watcher domain crosses the server connection, and
-		// one reaches each watcher session.
-		for key, want := range map[string]float64{"notify_s2s_per_change": 4, "notify_c2s_per_change": 20} {
-			got, _ := res[key].([]any)
-			if len(got) != 2 {
-				t.Errorf("RESULT %s = %v, want 2 changes", key, res[key])
+	for _, driver := range []string{"frames", "client"} {
+		t.Run("fanout-"+driver, func(t *testing.T) {
+			res := check(t, "fanout", "-driver", driver, "-watchers", "20", "-domains", "4", "-rounds", "2", "-gap", "100ms", "-renewals", "0")
+			positive(t, res, "all_notified_median_ms", "arrival_p50_ms", "arrival_max_ms", "ack_p50_ms")
+			zero(t, res, "missing")
+			zero(t, res, "late")
+			if res["driver"] != driver {
+				t.Errorf("RESULT driver = %v, want %s", res["driver"], driver)
 			}
-			for _, v := range got {
-				if v != want {
-					t.Errorf("RESULT %s = %v, want %v each", key, res[key], want)
+			if n, _ := res["arrival_count"].(float64); n != 40 {
+				t.Errorf("RESULT arrival_count = %v, want 40 (20 watchers × 2 changes)", res["arrival_count"])
+			}
+			// One NOTIFY per watcher domain crosses the server connection, and
+			// one reaches each watcher session.
+			for key, want := range map[string]float64{"notify_s2s_per_change": 4, "notify_c2s_per_change": 20} {
+				got, _ := res[key].([]any)
+				if len(got) != 2 {
+					t.Errorf("RESULT %s = %v, want 2 changes", key, res[key])
+				}
+				for _, v := range got {
+					if v != want {
+						t.Errorf("RESULT %s = %v, want %v each", key, res[key], want)
+					}
 				}
 			}
-		}
-	})
+		})
+	}
 	t.Run("usage", func(t *testing.T) {
 		if _, code, _ := runBench(t, bin, "nonsense"); code != exitUsage {
 			t.Errorf("unknown scenario: status %d, want %d", code, exitUsage)
