@@ -639,7 +639,7 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 	// The first sweeps after the setup may renew part of the
 	// subscriptions each; wait for one that renews (nearly) all.
 	var first sweep
-	for {
+	for tries := 1; ; tries++ {
 		s, err := nextSweep()
 		if err != nil {
 			return err
@@ -647,6 +647,9 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 		if s.size >= 0.95*float64(o.watchers) {
 			first = s
 			break
+		}
+		if tries == 5 {
+			return fmt.Errorf("no renewal sweep renewed 95%% of the %d subscriptions in %d sweeps (the last: %v)", o.watchers, tries, s.size)
 		}
 	}
 	before, err := framesOf(ctx, w, f.pres, f.wat)
