@@ -563,7 +563,7 @@ func runFanout(ctx context.Context, c *common, w *world, o *fanoutOpts) (*report
 	r.figure("missing", "watchers not notified within -wait", missing, "")
 	r.figure("late", "NOTIFYs of an earlier change, or repeated", f.late.Load(), "")
 	r.notes = append(r.notes,
-		"arrival: from the send of PRESENCE-SET by the presentity's client to the NOTIFY taken from each watcher client's event channel, in imxbench (client → presentity's imxd → server connection → watchers' imxd → client). all notified: the latest arrival of a change.",
+		"arrival: from the send of PRESENCE-SET by the presentity's client to the NOTIFY read by each watcher's session in imxbench (decoded on its reader with -driver frames, taken from the client's event channel with -driver client): client → presentity's imxd → server connection → watchers' imxd → client. all notified: the latest arrival of a change.",
 		"CPU figures: over the measured changes, including the -gap pauses after each.")
 
 	if o.renewals > 0 {
