@@ -699,20 +699,25 @@ func TestDeliverAcked(t *testing.T) {
 		}
 		return m
 	}
+	// refuseNth acknowledges the first n-1 MESSAGEs and refuses the nth.
+	refuseNth := func(c *rawClient, n int) {
+		t.Helper()
+		for i := range n {
+			m := readMsg(c, i)
+			code := wire.StatusOK
+			if i == n-1 {
+				code = wire.StatusBadRequest
+			}
+			c.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: code})
+		}
+	}
 	// a1 gets a whole window before it acknowledges anything.
 	window := make([]*wire.Message, ackWindow)
 	for i := range window {
 		window[i] = readMsg(a1, i)
 	}
 	// a2 acknowledges ten and refuses the eleventh: its delivery stops.
-	for i := range 11 {
-		m := readMsg(a2, i)
-		code := wire.StatusOK
-		if i == 10 {
-			code = wire.StatusBadRequest
-		}
-		a2.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: code})
-	}
+	refuseNth(a2, 11)
 	for _, m := range window {
 		a1.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: wire.StatusOK})
 	}
@@ -736,14 +741,7 @@ func TestDeliverAcked(t *testing.T) {
 	// once the refusal is seen.
 	b := loggedIn(t, srv, bob, "bob pw")
 	go func() { got <- srv.h.DeliverAcked(context.Background(), bob, msgs(bob, 50)...) }()
-	for i := range 6 {
-		m := readMsg(b, i)
-		code := wire.StatusOK
-		if i == 5 {
-			code = wire.StatusBadRequest
-		}
-		b.write(&wire.Result{Head: wire.Head{Tag: m.Tag}, Code: code})
-	}
+	refuseNth(b, 6)
 	select {
 	case n := <-got:
 		if n != 5 {

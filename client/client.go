@@ -179,42 +179,9 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error)
 	if err != nil {
 		return nil, err
 	}
-	// Without an HTTPClient of the caller's, the connection is dialed
-	// through a c2s.CorkConn, so that the SENDs (and acknowledgements)
-	// queued together go out in one write.
-	var cork *c2s.CorkConn
-	hc := o.HTTPClient
-	if hc == nil {
-		tr := &http.Transport{
-			Proxy: http.ProxyFromEnvironment,
-			DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-				nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
-				if err != nil {
-					return nil, err
-				}
-				cork = c2s.NewCorkConn(nc)
-				return cork, nil
-			},
-			ForceAttemptHTTP2: false,
-		}
-		defer tr.CloseIdleConnections()
-		hc = &http.Client{Transport: tr}
-	}
-	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
-		HTTPClient:   hc,
-		HTTPHeader:   o.Header,
-		Subprotocols: []string{c2s.Subprotocol},
-	})
+	fc, err := DialFrameConn(ctx, serverURL, o.HTTPClient, o.Header)
 	if err != nil {
-		return nil, fmt.Errorf("client: connect to %s: %w", u.Redacted(), err)
-	}
-	if ws.Subprotocol() != c2s.Subprotocol {
-		_ = ws.CloseNow()
-		return nil, fmt.Errorf("client: %s does not speak %s", u.Redacted(), c2s.Subprotocol)
-	}
-	fc := c2s.NewFrameConn(ws, nil, urlAddr(u.Host))
-	if cork != nil {
-		fc.UseCork(cork)
+		return nil, err
 	}
 	lc, err := link.Initiate(ctx, fc, link.Config{
 		Software:      o.Software,
@@ -240,6 +207,55 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Client, error)
 	c.wg.Go(func() { _ = lc.Run(context.Background(), c.handle) })
 	c.wg.Go(c.dispatch)
 	return c, nil
+}
+
+// DialFrameConn makes the WebSocket connection of the client API at
+// serverURL (as Dial: ws, wss, http or https; without a path, c2s.Path)
+// and returns it as a c2s.FrameConn, one frame per message, before any
+// HELLO. With hc nil it dials through a c2s.CorkConn of its own and tells
+// the FrameConn (UseCork), so that frames queued together leave in one
+// write; header is added to the handshake request. Dial runs the client
+// protocol on it; a caller that drives the frames itself (imxbench) may
+// too.
+func DialFrameConn(ctx context.Context, serverURL string, hc *http.Client, header http.Header) (*c2s.FrameConn, error) {
+	u, err := endpoint(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	var cork *c2s.CorkConn
+	if hc == nil {
+		tr := &http.Transport{
+			Proxy: http.ProxyFromEnvironment,
+			DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+				nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
+				if err != nil {
+					return nil, err
+				}
+				cork = c2s.NewCorkConn(nc)
+				return cork, nil
+			},
+			ForceAttemptHTTP2: false,
+		}
+		defer tr.CloseIdleConnections()
+		hc = &http.Client{Transport: tr}
+	}
+	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+		HTTPClient:   hc,
+		HTTPHeader:   header,
+		Subprotocols: []string{c2s.Subprotocol},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to %s: %w", u.Redacted(), err)
+	}
+	if ws.Subprotocol() != c2s.Subprotocol {
+		_ = ws.CloseNow()
+		return nil, fmt.Errorf("client: %s does not speak %s", u.Redacted(), c2s.Subprotocol)
+	}
+	fc := c2s.NewFrameConn(ws, nil, urlAddr(u.Host))
+	if cork != nil {
+		fc.UseCork(cork)
+	}
+	return fc, nil
 }
 
 // endpoint turns a server URL into the WebSocket URL of its client API.

@@ -262,24 +262,32 @@ func TestServerShutdown(t *testing.T) {
 	}
 }
 
-// TestMessagesNotRead: messages wait for the reader up to MessageBuffer;
-// more are refused busy, and the server does not count them as
-// acknowledged.
-func TestMessagesNotRead(t *testing.T) {
-	b := startBackend(t)
+// aliceAndBob logs alice in with opts, and bob with the defaults.
+func aliceAndBob(t *testing.T, b *backend, opts *Options) (alice, bob *Client) {
+	t.Helper()
 	ctx := testCtx(t)
-	alice, err := Dial(ctx, b.url, &Options{MessageBuffer: 1})
+	alice, err := Dial(ctx, b.url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer alice.Close()
-	bob := dial(t, b)
+	t.Cleanup(func() { _ = alice.Close() })
+	bob = dial(t, b)
 	if _, err := alice.Login(ctx, "alice@alpha.example", "alice pw", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bob.Login(ctx, "bob@alpha.example", "bob pw", false); err != nil {
 		t.Fatal(err)
 	}
+	return alice, bob
+}
+
+// TestMessagesNotRead: messages wait for the reader up to MessageBuffer;
+// more are refused busy, and the server does not count them as
+// acknowledged.
+func TestMessagesNotRead(t *testing.T) {
+	b := startBackend(t)
+	ctx := testCtx(t)
+	alice, bob := aliceAndBob(t, b, &Options{MessageBuffer: 1})
 	// alice reads nothing yet: her client stops reading from the server
 	// when its one-message buffer is full, and refuses nothing.
 	for i := range 4 {
@@ -383,18 +391,7 @@ func TestNewMessageIDOrdered(t *testing.T) {
 func TestAckDelay(t *testing.T) {
 	b := startBackend(t)
 	ctx := testCtx(t)
-	alice, err := Dial(ctx, b.url, &Options{AckDelay: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.Close()
-	bob := dial(t, b)
-	if _, err := alice.Login(ctx, "alice@alpha.example", "alice pw", false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.Login(ctx, "bob@alpha.example", "bob pw", false); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob := aliceAndBob(t, b, &Options{AckDelay: time.Hour})
 	sendTo := func(to string, n int) {
 		t.Helper()
 		for i := range n {

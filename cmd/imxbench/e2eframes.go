@@ -5,13 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/imxproject/imx/c2s"
 	"github.com/imxproject/imx/client"
@@ -116,40 +112,21 @@ type rawSession struct {
 	done chan struct{} // closed when Run has returned
 }
 
-// dialRaw connects to p's client listener as the client package does (the
-// connection corked under the WebSocket, so that frames queued together
-// leave in one write), runs the connection with h, and logs in with
+// dialRaw connects to p's client listener as the client package does
+// (client.DialFrameConn), runs the connection with h, and logs in with
 // login. cfg gives the link's Responses and Writers.
 func dialRaw(ctx context.Context, p *imxdProc, login *wire.Login, cfg link.Config, h link.Handler) (*rawSession, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var cork *c2s.CorkConn
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, address)
-			if err != nil {
-				return nil, err
-			}
-			cork = c2s.NewCorkConn(nc)
-			return cork, nil
-		},
-	}
-	defer tr.CloseIdleConnections()
-	ws, _, err := websocket.Dial(ctx, "ws://"+p.client+c2s.Path, &websocket.DialOptions{
-		HTTPClient:   &http.Client{Transport: tr},
-		Subprotocols: []string{c2s.Subprotocol},
-	})
+	fc, err := client.DialFrameConn(ctx, "ws://"+p.client+c2s.Path, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", p.client, err)
+		return nil, err
 	}
-	fc := c2s.NewFrameConn(ws, nil, nil)
-	fc.UseCork(cork)
 	cfg.Software = "imxbench"
 	cfg.FramePerWrite = true
 	cfg.KeepAlive = -1
 	lc, err := link.Initiate(ctx, fc, cfg)
-	if err != nil {
-		_ = ws.CloseNow()
+	if err != nil { // Initiate closed fc
 		return nil, fmt.Errorf("connect to %s: %w", p.client, err)
 	}
 	rs := &rawSession{lc: lc, done: make(chan struct{})}

@@ -331,19 +331,7 @@ func (f *fanWorld) notified(i int, n *wire.Notify, now int64) {
 
 // closeWatchers closes the watchers that are not nil, conc at a time.
 func closeWatchers(ws []fanWatcher, conc int) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(conc, 1))
-	for _, w := range ws {
-		if w == nil {
-			continue
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			w.close()
-			<-sem
-		})
-	}
-	wg.Wait()
+	closeEach(ws, conc, fanWatcher.close)
 }
 
 // A fanWatcher is a watcher's session.

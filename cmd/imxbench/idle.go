@@ -174,19 +174,26 @@ func goMem(ctx context.Context, w *world, p *imxdProc) (goMemStats, error) {
 	return m, nil
 }
 
-// closeClients closes the clients that are not nil, conc at a time.
-func closeClients(clients []*client.Client, conc int) {
+// closeEach calls close on the elements of xs that are not their zero
+// value (nil), conc at a time.
+func closeEach[T comparable](xs []T, conc int, close func(T)) {
+	var zero T
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(conc, 1))
-	for _, cl := range clients {
-		if cl == nil {
+	for _, x := range xs {
+		if x == zero {
 			continue
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
-			cl.Close()
+			close(x)
 			<-sem
 		})
 	}
 	wg.Wait()
+}
+
+// closeClients closes the clients that are not nil, conc at a time.
+func closeClients(clients []*client.Client, conc int) {
+	closeEach(clients, conc, func(c *client.Client) { c.Close() })
 }
