@@ -406,9 +406,9 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // Messages returns the channel of incoming messages. Each is acknowledged
 // to the server once it has been received from the channel, within
-// Options.AckDelay. The channel
-// is closed after the connection has ended and the messages that arrived
-// before have been handed over (or Close was called). Until it is read,
+// Options.AckDelay. The channel is closed after the connection has ended
+// and the messages that arrived before have been handed over (or Close was
+// called). Until it is read,
 // up to Options.MessageBuffer messages wait; then the client stops reading
 // from the server until they are taken.
 func (c *Client) Messages() <-chan Incoming { return c.msgs }
