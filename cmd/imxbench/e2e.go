@@ -411,7 +411,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	var stopProfiles func() error
 	if o.profile != "" {
 		var err error
-		if stopProfiles, err = startProfiles(ctx, w, o.profile, max(int(c.duration.Seconds()), 1), a, b); err != nil {
+		if stopProfiles, err = startProfiles(ctx, w, o.profile, "imxbench.cpu.pprof", max(int(c.duration.Seconds()), 1), a, b); err != nil {
 			return nil, err
 		}
 	}

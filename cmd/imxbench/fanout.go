@@ -67,7 +67,7 @@ func fanoutFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*repo
 	fs.IntVar(&o.conc, "concurrency", 64, "sessions logged in (and contacts added) at once during the setup")
 	fs.IntVar(&o.renewals, "renewals", 2, "renewal sweeps to count for the steady cost of renewals (0: skip that measurement)")
 	fs.DurationVar(&o.subTimeout, "subscription-timeout", time.Minute, "subscription_timeout of the domains of the renewal measurement (1m is the least imxd accepts)")
-	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the measured changes into this directory")
+	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the measured changes into this directory, and, with -renewals, of the renewals' pair over one subscription timeout from the end of the first full sweep")
 	fs.StringVar(&o.driver, "driver", "frames", "how the watchers' sessions are driven: frames (read frame by frame by imxbench itself, as the floor reads) or client (the Go client package, as the imx CLI)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if o.online == 0 || o.online > o.watchers {
@@ -479,7 +479,7 @@ func runFanout(ctx context.Context, c *common, w *world, o *fanoutOpts) (*report
 	var stopProfiles func() error
 	if o.profile != "" {
 		secs := int(math.Ceil(float64(o.rounds) * (o.gap.Seconds() + 0.3)))
-		if stopProfiles, err = startProfiles(ctx, w, o.profile, max(secs, 1), f.pres, f.wat); err != nil {
+		if stopProfiles, err = startProfiles(ctx, w, o.profile, "imxbench.cpu.pprof", max(secs, 1), f.pres, f.wat); err != nil {
 			return nil, err
 		}
 	}
@@ -645,6 +645,15 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 		return err
 	}
 	cpu := w.startCPU()
+	var stopProfiles func() error
+	if o.profile != "" {
+		// One subscription timeout from the end of the first sweep: at
+		// least one whole sweep of renewals, with what runs between.
+		secs := max(int(o.subTimeout.Seconds()), 1)
+		if stopProfiles, err = startProfiles(ctx, w, o.profile, "imxbench.renew.cpu.pprof", secs, f.pres, f.wat); err != nil {
+			return err
+		}
+	}
 	var end sweep
 	var sizes []float64
 	for range o.renewals {
@@ -659,6 +668,13 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 	}
 	rc := &report{}
 	cpu.stop(rc)
+	if stopProfiles != nil {
+		if err := stopProfiles(); err != nil {
+			r.notes = append(r.notes, "renewal profiles: "+err.Error())
+		} else {
+			r.notes = append(r.notes, fmt.Sprintf("renewal CPU profiles (%v from the end of the first sweep) written to %s: %s.cpu.pprof, %s.cpu.pprof, imxbench.renew.cpu.pprof", o.subTimeout, o.profile, f.pres.domain, f.wat.domain))
+		}
+	}
 	window := end.at.Sub(first.at).Seconds()
 	subs := end.count - first.count
 	// Frames on the presentity's side of the server connections, both
@@ -744,18 +760,18 @@ func scrapeFrames(ctx context.Context, w *world, p *imxdProc) (frames, error) {
 
 // startProfiles asks each imxd for a CPU profile of secs seconds
 // (/debug/pprof/profile) and profiles imxbench itself, writing
-// DIR/DOMAIN.cpu.pprof and DIR/imxbench.cpu.pprof. The returned function
+// DIR/DOMAIN.cpu.pprof and DIR/SELF (imxbench's). The returned function
 // waits for the imxd profiles and stops imxbench's.
-func startProfiles(ctx context.Context, w *world, dir string, secs int, procs ...*imxdProc) (func() error, error) {
+func startProfiles(ctx context.Context, w *world, dir, self string, secs int, procs ...*imxdProc) (func() error, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	self, err := os.Create(filepath.Join(dir, "imxbench.cpu.pprof"))
+	own, err := os.Create(filepath.Join(dir, self))
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(self); err != nil {
-		self.Close()
+	if err := pprof.StartCPUProfile(own); err != nil {
+		own.Close()
 		return nil, err
 	}
 	errs := make([]error, len(procs))
@@ -789,7 +805,7 @@ func startProfiles(ctx context.Context, w *world, dir string, secs int, procs ..
 	return func() error {
 		wg.Wait()
 		pprof.StopCPUProfile()
-		self.Close()
+		own.Close()
 		return errors.Join(errs...)
 	}, nil
 }
