@@ -180,6 +180,14 @@ func (s *Store) listAccounts(ctx context.Context, domain, after string, limit in
 	return as, rows.Err()
 }
 
+// mustHaveAffected is mustAffect for a batched write (execBatched).
+func mustHaveAffected(n int64, err error) error {
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
+	return err
+}
+
 // mustAffect turns a statement that changed no row into store.ErrNotFound.
 func mustAffect(res sql.Result) error {
 	n, err := res.RowsAffected()

@@ -96,8 +96,7 @@ func (s *Store) DeleteContact(ctx context.Context, owner, contact addr.Address) 
 func (s *Store) GetContact(ctx context.Context, owner, contact addr.Address) (store.Contact, error) {
 	c := store.Contact{Owner: owner, Contact: contact}
 	var state string
-	err := s.r.QueryRowContext(ctx, `SELECT alias, state FROM contacts WHERE account = `+accountOf+` AND contact = ?`,
-		owner.Domain(), owner.Local(), contact.String()).Scan(&c.Alias, &state)
+	err := s.rstmts[rstmtGetContact].QueryRowContext(ctx, owner.Domain(), owner.Local(), contact.String()).Scan(&c.Alias, &state)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}

@@ -248,6 +248,8 @@ const (
 	stmtRecordClaim
 	stmtOutboxPut
 	stmtOutboxDone
+	stmtPutSubIn
+	stmtPutSubOut
 	numStmts
 )
 
@@ -263,6 +265,15 @@ var stmtSQL = [numStmts]string{
 	stmtOutboxPut: `INSERT INTO outbox (id, sender, recipient, mime, created, attempts, next_attempt, last_error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	stmtOutboxDone: `DELETE FROM outbox WHERE id = ?`,
+	// A subscription made or renewed, at the presentity's server and at
+	// the watcher's: a renewal sweep writes many at once.
+	stmtPutSubIn: `INSERT INTO subs_in (account, watcher_domain, watcher_local, expires, active)
+		SELECT id, ?, ?, ?, ? FROM accounts WHERE domain = ? AND local = ?
+		ON CONFLICT (account, watcher_domain, watcher_local) DO UPDATE
+		SET expires = excluded.expires, active = excluded.active`,
+	stmtPutSubOut: `INSERT INTO subs_out (account, presentity, expires, renew_at)
+		SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND local = ?
+		ON CONFLICT (account, presentity) DO UPDATE SET expires = excluded.expires, renew_at = excluded.renew_at`,
 }
 
 // The queries of the hot paths, prepared once on the read pool (a query
@@ -278,6 +289,8 @@ const (
 	rstmtSubsOutTo
 	rstmtSubsOutOf
 	rstmtSubsInOf
+	rstmtGetContact
+	rstmtGetSubOut
 	numReadStmts
 )
 
@@ -301,6 +314,10 @@ var readStmtSQL = [numReadStmts]string{
 		WHERE o.presentity = ? LIMIT ?`,
 	rstmtSubsInOf: `SELECT watcher_domain, watcher_local, expires, active FROM subs_in
 		WHERE account = ` + accountOf + ` ORDER BY watcher_domain, watcher_local LIMIT ?`,
+	// A renewal at the watcher's server reads the contact and the
+	// subscription.
+	rstmtGetContact: `SELECT alias, state FROM contacts WHERE account = ` + accountOf + ` AND contact = ?`,
+	rstmtGetSubOut:  `SELECT expires, renew_at FROM subs_out WHERE account = ` + accountOf + ` AND presentity = ?`,
 }
 
 // dsn is the modernc.org/sqlite data source name of the file at the

@@ -33,16 +33,10 @@ func (s *Store) putSubIn(ctx context.Context, sub store.SubIn) error {
 	if err := checkAddress(sub.Watcher); err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO subs_in (account, watcher_domain, watcher_local, expires, active)
-		SELECT id, ?, ?, ?, ? FROM accounts WHERE domain = ? AND local = ?
-		ON CONFLICT (account, watcher_domain, watcher_local) DO UPDATE
-		SET expires = excluded.expires, active = excluded.active`,
+	n, err := s.execBatched(ctx, stmtPutSubIn,
 		sub.Watcher.Domain(), sub.Watcher.Local(), micro(sub.Expires), sub.Active,
 		sub.Presentity.Domain(), sub.Presentity.Local())
-	if err != nil {
-		return err
-	}
-	return mustAffect(res)
+	return mustHaveAffected(n, err)
 }
 
 // SetSubInActive implements store.SubsIn.
@@ -220,22 +214,16 @@ func (s *Store) putSubOut(ctx context.Context, sub store.SubOut) error {
 	if micro(sub.RenewAt) > micro(sub.Expires) {
 		return fmt.Errorf("%w: renewal at %v after expiry at %v", store.ErrInvalid, sub.RenewAt, sub.Expires)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO subs_out (account, presentity, expires, renew_at)
-		SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND local = ?
-		ON CONFLICT (account, presentity) DO UPDATE SET expires = excluded.expires, renew_at = excluded.renew_at`,
+	n, err := s.execBatched(ctx, stmtPutSubOut,
 		sub.Presentity.String(), micro(sub.Expires), micro(sub.RenewAt), sub.Watcher.Domain(), sub.Watcher.Local())
-	if err != nil {
-		return err
-	}
-	return mustAffect(res)
+	return mustHaveAffected(n, err)
 }
 
 // GetSubOut implements store.SubsOut.
 func (s *Store) GetSubOut(ctx context.Context, watcher, presentity addr.Address) (store.SubOut, error) {
 	sub := store.SubOut{Watcher: watcher, Presentity: presentity}
 	var expires, renew int64
-	err := s.r.QueryRowContext(ctx, `SELECT expires, renew_at FROM subs_out WHERE account = `+accountOf+` AND presentity = ?`,
-		watcher.Domain(), watcher.Local(), presentity.String()).Scan(&expires, &renew)
+	err := s.rstmts[rstmtGetSubOut].QueryRowContext(ctx, watcher.Domain(), watcher.Local(), presentity.String()).Scan(&expires, &renew)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}
