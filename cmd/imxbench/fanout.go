@@ -41,7 +41,7 @@ import (
 // Then, unless -renewals is 0, the steady cost of renewals: a second pair
 // of imxd processes (domains rp.bench, rw0.bench …) set up the same way
 // with a short subscription_timeout, whose SUBSCRIBE frames between the
-// servers are counted from /metrics over whole renewal sweeps.
+// servers are counted from /metrics over whole renewal periods.
 
 type fanoutOpts struct {
 	watchers, domains int
@@ -65,9 +65,9 @@ func fanoutFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*repo
 	fs.DurationVar(&o.gap, "gap", time.Second, "pause after each change has reached every watcher")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for one change to reach every watcher")
 	fs.IntVar(&o.conc, "concurrency", 64, "sessions logged in (and contacts added) at once during the setup")
-	fs.IntVar(&o.renewals, "renewals", 2, "renewal sweeps to count for the steady cost of renewals (0: skip that measurement)")
+	fs.IntVar(&o.renewals, "renewals", 2, "renewals of each subscription to measure the steady cost of renewals over (0: skip that measurement)")
 	fs.DurationVar(&o.subTimeout, "subscription-timeout", time.Minute, "subscription_timeout of the domains of the renewal measurement (1m is the least imxd accepts)")
-	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the measured changes into this directory, and, with -renewals, of the renewals' pair over one subscription timeout from the end of the first full sweep")
+	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the measured changes into this directory, and, with -renewals, of the renewals' pair over the first subscription timeout of its window")
 	fs.StringVar(&o.driver, "driver", "frames", "how the watchers' sessions are driven: frames (read frame by frame by imxbench itself, as the floor reads) or client (the Go client package, as the imx CLI)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if o.online == 0 || o.online > o.watchers {
@@ -566,7 +566,7 @@ func runFanout(ctx context.Context, c *common, w *world, o *fanoutOpts) (*report
 }
 
 // measureRenewals sets up a second world with a short subscription timeout
-// and counts the frames of whole renewal sweeps.
+// and counts the frames of whole renewal periods, once renewals are steady.
 func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) error {
 	extra := fmt.Sprintf("subscription_timeout = %q\n", o.subTimeout.String())
 	f, err := setupFanout(ctx, w, o, "r", extra, 0)
@@ -583,84 +583,59 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 		}
 		return m[0].get("server", "in", "SUBSCRIBE"), nil
 	}
-	// A sweep's end: the count of SUBSCRIBEs received has grown, then
-	// stayed still for quiet. Its time is that of the last growth seen.
-	const quiet = 5 * time.Second
+	// The setup made every subscription within half a minute, so their
+	// renewals come in waves, one renewal period apart (80% of the
+	// timeout less a jitter, at the next sweep: presence.Config.RenewEvery,
+	// at most a tenth of the timeout), and the jitter spreads them only
+	// slowly. So the window runs between the same point of two waves: from
+	// the moment 95% of the subscriptions have been renewed once to the
+	// moment 95% have been renewed 1 + -renewals times. It then holds
+	// -renewals renewals of each subscription, whatever the sweeps' rhythm.
 	const poll = 100 * time.Millisecond
-	type sweep struct {
-		at    time.Time
-		count float64 // SUBSCRIBEs received so far
-		size  float64 // in this sweep
-	}
-	last, err := subscribes()
+	base, err := subscribes()
 	if err != nil {
 		return err
 	}
-	lastAt := time.Now()
-	grew := false
-	maxWait := 3*o.subTimeout + 2*time.Minute
-	nextSweep := func() (sweep, error) {
-		start := last
-		deadline := time.Now().Add(maxWait)
+	// renewed waits until the subscriptions have been renewed k times
+	// (95% of the last round).
+	renewed := func(k int) error {
+		want := (float64(k) - 0.05) * float64(o.watchers)
+		wait := time.Duration(k+2)*o.subTimeout + 2*time.Minute
+		deadline := time.Now().Add(wait)
 		for {
 			if err := sleepCtx(ctx, poll); err != nil {
-				return sweep{}, err
+				return err
 			}
 			n, err := subscribes()
 			if err != nil {
-				return sweep{}, err
+				return err
 			}
-			now := time.Now()
-			if n != last {
-				last, lastAt, grew = n, now, true
-				continue
+			if n-base >= want {
+				return nil
 			}
-			if grew && now.Sub(lastAt) >= quiet {
-				grew = false
-				return sweep{at: lastAt, count: last, size: last - start}, nil
-			}
-			if now.After(deadline) {
-				return sweep{}, fmt.Errorf("no renewal sweep within %v (%v SUBSCRIBEs received)", maxWait, last)
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%v SUBSCRIBEs after %v, not %.0f: the %d subscriptions were not renewed %d times", n-base, wait, want, o.watchers, k)
 			}
 		}
 	}
-	// The first sweeps after the setup may renew part of the
-	// subscriptions each; wait for one that renews (nearly) all.
-	var first sweep
-	for tries := 1; ; tries++ {
-		s, err := nextSweep()
-		if err != nil {
-			return err
-		}
-		if s.size >= 0.95*float64(o.watchers) {
-			first = s
-			break
-		}
-		if tries == 5 {
-			return fmt.Errorf("no renewal sweep renewed 95%% of the %d subscriptions in %d sweeps (the last: %v)", o.watchers, tries, s.size)
-		}
+	if err := renewed(1); err != nil {
+		return err
 	}
 	before, err := framesOf(ctx, w, f.pres, f.wat)
 	if err != nil {
 		return err
 	}
+	first := time.Now()
 	cpu := w.startCPU()
 	var stopProfiles func() error
 	if o.profile != "" {
-		// One subscription timeout from the end of the first sweep: at
-		// least one whole sweep of renewals, with what runs between.
 		secs := max(int(o.subTimeout.Seconds()), 1)
 		if stopProfiles, err = startProfiles(ctx, w, o.profile, "imxbench.renew.cpu.pprof", secs, f.pres, f.wat); err != nil {
 			return err
 		}
 	}
-	var end sweep
-	var sizes []float64
-	for range o.renewals {
-		if end, err = nextSweep(); err != nil {
-			return err
-		}
-		sizes = append(sizes, end.size)
+	if err := renewed(1 + o.renewals); err != nil {
+		return err
 	}
 	after, err := framesOf(ctx, w, f.pres, f.wat)
 	if err != nil {
@@ -672,14 +647,17 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 		if err := stopProfiles(); err != nil {
 			r.notes = append(r.notes, "renewal profiles: "+err.Error())
 		} else {
-			r.notes = append(r.notes, fmt.Sprintf("renewal CPU profiles (%v from the end of the first sweep) written to %s: %s.cpu.pprof, %s.cpu.pprof, imxbench.renew.cpu.pprof", o.subTimeout, o.profile, f.pres.domain, f.wat.domain))
+			r.notes = append(r.notes, fmt.Sprintf("renewal CPU profiles (the window's first %v) written to %s: %s.cpu.pprof, %s.cpu.pprof, imxbench.renew.cpu.pprof", o.subTimeout, o.profile, f.pres.domain, f.wat.domain))
 		}
 	}
-	window := end.at.Sub(first.at).Seconds()
-	subs := end.count - first.count
+	window := time.Since(first).Seconds()
+	subs := after[0].get("server", "in", "SUBSCRIBE") - before[0].get("server", "in", "SUBSCRIBE")
+	if subs == 0 {
+		return fmt.Errorf("no renewal in %.0f s", window)
+	}
 	// Frames on the presentity's side of the server connections, both
 	// directions, all types (SUBSCRIBE in, RESULT out, PING/PONG), over
-	// the window between the ends of two sweeps.
+	// the window.
 	frames := after[0].sum("server") - before[0].sum("server")
 	results := after[0].get("server", "out", "RESULT") - before[0].get("server", "out", "RESULT")
 	per10k := 10000 / float64(o.watchers)
@@ -692,7 +670,7 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 	framesPerRenewal := frames / subs
 	scaled := framesPerRenewal * 10000 / defaultPeriod
 	r.param("renew_subscription_timeout_s", "renewals: subscription_timeout", o.subTimeout.Seconds())
-	r.figure("renew_window_s", "renewals: window (ends of two sweeps)", round(window, 2), fmt.Sprintf("%.1f s, %d sweeps of %v SUBSCRIBEs", window, o.renewals, sizes))
+	r.figure("renew_window_s", "renewals: window (whole renewal periods)", round(window, 2), fmt.Sprintf("%.1f s, %d renewals of each subscription", window, o.renewals))
 	r.figure("renew_subscribes", "renewals: SUBSCRIBE / RESULT frames in the window", subs, fmt.Sprintf("%.0f / %.0f", subs, results))
 	r.figure("renew_period_s", "renewals: seconds between renewals of one subscription", round(period, 1), fmt.Sprintf("%.1f s", period))
 	r.figure("renew_frames_per_renewal", "renewals: server frames per renewal (all types, both ways)", round(framesPerRenewal, 3), "")
@@ -713,7 +691,7 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 			r.figures = append(r.figures, field{label: "renewals: imxd CPU over the window", text: strings.Join(parts, ", ")})
 		}
 	}
-	r.notes = append(r.notes, fmt.Sprintf("renewals: a second pair of imxd processes, set up the same way with subscription_timeout = %v on every domain; the window runs from the end of one renewal sweep (the presentity's imxd stops receiving SUBSCRIBEs for %v) to the end of sweep number %d after it. Frames are those of the presentity's server connections, both ways. Scaled to 30 min: frames per renewal × 10,000 / 1,425 s (renewal at 80%% of the timeout less a 0–5%% jitter, at the next one-minute sweep).", o.subTimeout, quiet, o.renewals))
+	r.notes = append(r.notes, fmt.Sprintf("renewals: a second pair of imxd processes, set up the same way with subscription_timeout = %v on every domain; the window runs from the moment 95%% of the subscriptions have been renewed once to the moment 95%% have been renewed %d times. Frames are those of the presentity's server connections, both ways. Scaled to 30 min: frames per renewal × 10,000 / 1,425 s (renewal at 80%% of the timeout less a 0–5%% jitter, at the next one-minute sweep).", o.subTimeout, 1+o.renewals))
 	return nil
 }
 
