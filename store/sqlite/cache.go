@@ -1,17 +1,20 @@
 package sqlite
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/store"
+	"github.com/imxproject/imx/wire"
 )
 
 // hotCache keeps, in memory, the answers of the reads that every message
 // makes (AccountExists and IsBlocked at the receiving server, GetApproval
 // at the sending one, for the attributes that ride along), which cost more
-// through database/sql than the message's own write, and the
-// subscriptions of a presentity (presentity.go). Only this Store writes
+// through database/sql than the message's own write, a user's attributes,
+// which every SUBSCRIBE granted reads, and the subscriptions of a
+// presentity (presentity.go). Only this Store writes
 // those tables, so it knows when an answer goes stale: every write to them
 // updates or drops what it changed. A read that raced with
 // such a write does not keep its answer (gen).
@@ -20,6 +23,9 @@ type hotCache struct {
 	gen      uint64                    // bumped by every invalidation
 	accounts map[addr.Address]bool     // account exists
 	blocks   map[addr.Address][]string // an account's block patterns
+	// an account's attributes (user_attrs), asked for at every SUBSCRIBE
+	// granted and every change of presence; nil for none.
+	attrs map[addr.Address][]wire.Attr
 	// approvals by (presentity, watcher); a missing row is kept as the
 	// zero Approval with found false.
 	approvals map[[2]addr.Address]cachedApproval
@@ -83,6 +89,34 @@ func (c *hotCache) putBlocks(gen uint64, owner addr.Address, ps []string) {
 	c.blocks[owner] = ps
 }
 
+// userAttrs returns a copy of owner's cached attributes.
+func (c *hotCache) userAttrs(owner addr.Address) ([]wire.Attr, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	as, ok := c.attrs[owner]
+	return slices.Clone(as), ok
+}
+
+func (c *hotCache) putUserAttrs(gen uint64, owner addr.Address, as []wire.Attr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.attrs == nil || len(c.attrs) >= maxHotCache {
+		c.attrs = map[addr.Address][]wire.Attr{}
+	}
+	c.attrs[owner] = slices.Clone(as)
+}
+
+// forgetUserAttrs drops owner's cached attributes.
+func (c *hotCache) forgetUserAttrs(owner addr.Address) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.attrs, owner)
+}
+
 func (c *hotCache) approval(presentity, watcher addr.Address) (cachedApproval, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -111,13 +145,15 @@ func (c *hotCache) forgetApproval(presentity, watcher addr.Address) {
 }
 
 // forget drops what the cache holds about the account a itself: its
-// existence and its blocks (a new account, a changed block list).
+// existence, its blocks and its attributes (a new account, a changed block
+// list).
 func (c *hotCache) forget(a addr.Address) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	delete(c.accounts, a)
 	delete(c.blocks, a)
+	delete(c.attrs, a)
 }
 
 // forgetDeleted drops what the deletion of the account a changed: its
@@ -130,6 +166,7 @@ func (c *hotCache) forgetDeleted(a addr.Address) {
 	c.gen++
 	delete(c.accounts, a)
 	delete(c.blocks, a)
+	delete(c.attrs, a)
 	clear(c.approvals)
 	c.subsOut.dropAll()
 	c.subsIn.dropAll()

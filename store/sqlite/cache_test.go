@@ -10,6 +10,7 @@ import (
 
 	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/store"
+	"github.com/imxproject/imx/wire"
 )
 
 // TestHotCacheFollowsWrites: the cached answers of AccountExists and
@@ -277,4 +278,54 @@ func TestCachedNoApproval(t *testing.T) {
 			t.Errorf("GetApproval %d: %q does not name both addresses", i, msg)
 		}
 	}
+}
+
+// TestUserAttrsCacheFollowsWrites: GetUserAttrs, answered from memory after
+// its first call, sees every write to the attributes, and what it returns
+// is the caller's to change.
+func TestUserAttrsCacheFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	alice := addr.MustParse("alice@alpha.example")
+	want := func(what string, expect ...wire.Attr) {
+		t.Helper()
+		for range 2 { // from the database, then from memory
+			got, err := s.GetUserAttrs(ctx, alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(expect) {
+				t.Fatalf("%s: %v, want %v", what, got, expect)
+			}
+			if len(got) > 0 {
+				got[0].Value = "changed by the caller"
+			}
+		}
+	}
+	set := func(name, value string) {
+		t.Helper()
+		if err := s.SetUserAttr(ctx, alice, name, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("no account")
+	if err := s.CreateAccount(ctx, alice, "password"); err != nil {
+		t.Fatal(err)
+	}
+	want("new account")
+	set("alias", "Alice")
+	want("alias set", wire.Attr{Name: "alias", Value: "Alice"})
+	set("alias", "Al")
+	set("max-message-length", "100")
+	want("alias changed", wire.Attr{Name: "alias", Value: "Al"}, wire.Attr{Name: "max-message-length", Value: "100"})
+	set("alias", "")
+	want("alias cleared", wire.Attr{Name: "max-message-length", Value: "100"})
+	if err := s.DeleteAccount(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	want("account deleted")
+	if err := s.CreateAccount(ctx, alice, "password"); err != nil {
+		t.Fatal(err)
+	}
+	want("account made again")
 }

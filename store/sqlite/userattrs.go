@@ -12,6 +12,7 @@ import (
 
 // SetUserAttr implements store.UserAttrs.
 func (s *Store) SetUserAttr(ctx context.Context, owner addr.Address, name, value string) error {
+	defer s.hot.forgetUserAttrs(owner)
 	if err := s.setUserAttr(ctx, owner, name, value); err != nil {
 		return fmt.Errorf("store/sqlite: set attribute %q of %s: %w", name, owner, err)
 	}
@@ -54,11 +55,17 @@ func (s *Store) setUserAttr(ctx context.Context, owner addr.Address, name, value
 }
 
 // GetUserAttrs implements store.UserAttrs.
+// They are kept in memory after the first read (hotCache).
 func (s *Store) GetUserAttrs(ctx context.Context, owner addr.Address) ([]wire.Attr, error) {
+	if as, ok := s.hot.userAttrs(owner); ok {
+		return as, nil
+	}
+	gen := s.hot.generation()
 	as, err := s.getUserAttrs(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: attributes of %s: %w", owner, err)
 	}
+	s.hot.putUserAttrs(gen, owner, as)
 	return as, nil
 }
 
