@@ -61,7 +61,13 @@ func TestMain(m *testing.M) {
 // the RESULT object (nil when there is none).
 func runBench(t *testing.T, bin string, args ...string) (string, int, map[string]any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	return runBenchWithin(t, 45*time.Second, bin, args...)
+}
+
+// runBenchWithin is runBench that gives imxbench d to finish.
+func runBenchWithin(t *testing.T, d time.Duration, bin string, args ...string) (string, int, map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
@@ -351,4 +357,46 @@ func TestFloor(t *testing.T) {
 			t.Errorf("imxbench floor -conns 2000000000: status %d, want %d and a message about RLIMIT_NOFILE\n%s", code, exitFailed, out)
 		}
 	})
+}
+
+// TestFanoutRenewals runs the renewal measurement of fanout, small: 20
+// subscriptions of one minute (the least imxd accepts), so it takes about
+// two minutes, a renewal period to reach the first wave and one to measure.
+// It checks that the window is found and that its figures hold together:
+// each subscription renewed once in it, with a SUBSCRIBE and its RESULT.
+func TestFanoutRenewals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs imxd for two minutes")
+	}
+	t.Parallel()
+	bin := buildBoth(t)
+	args := []string{"fanout", "-watchers", "20", "-domains", "4", "-rounds", "1", "-gap", "100ms", "-renewals", "1", "-warmup", "200ms"}
+	out, code, res := runBenchWithin(t, 5*time.Minute, bin, args...)
+	if code != 0 || res == nil {
+		t.Fatalf("imxbench %v: status %d, RESULT %v\n%s", args, code, res, out)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("output:\n%s", out)
+		}
+	}()
+	positive(t, res, "renew_window_s", "renew_bench_cpu_s")
+	num := func(key string) float64 { v, _ := res[key].(float64); return v }
+	if n := num("renew_subscribes"); n < 19 || n > 22 {
+		t.Errorf("RESULT renew_subscribes = %v, want about 20 (each subscription renewed once)", res["renew_subscribes"])
+	}
+	if f := num("renew_frames_per_renewal"); f < 2 || f > 2.3 {
+		t.Errorf("RESULT renew_frames_per_renewal = %v, want 2 (SUBSCRIBE and RESULT) and a few PINGs at most", res["renew_frames_per_renewal"])
+	}
+	// Renewal at 80% of the minute less a jitter of up to 5%, at the next
+	// sweep (every 6 s): 45–54 s, and the window's ends are read once a second.
+	if p := num("renew_period_s"); p < 40 || p > 62 {
+		t.Errorf("RESULT renew_period_s = %v, want 40–62 s", res["renew_period_s"])
+	}
+	cpu, _ := res["renew_imxd_cpu_s"].(map[string]any)
+	for _, d := range []string{"rp.bench", "rw0.bench"} {
+		if v, _ := cpu[d].(float64); v <= 0 {
+			t.Errorf("RESULT renew_imxd_cpu_s[%s] = %v, want a positive number", d, cpu[d])
+		}
+	}
 }
