@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"math/bits"
+	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +39,7 @@ type e2eOpts struct {
 	paced              float64
 	rate               float64
 	driver             string
+	latFile            string
 }
 
 func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
@@ -49,6 +52,7 @@ func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report,
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the paced phase into this directory")
 	fs.Float64Var(&o.rate, "rate", 0, "the paced phase's rate in messages per second, instead of -paced of the highest: to compare builds at the same load (their CPU per message)")
 	fs.StringVar(&o.driver, "driver", "frames", "how the sessions are driven: frames (the client protocol's frames, written and read by imxbench itself, as wrk drives HTTP) or client (the Go client package, as the imx CLI)")
+	fs.StringVar(&o.latFile, "latencies", "", "write each paced message's scheduled send time and latency (\"UNIX-NANO LATENCY-NANO\", in send order) into this file: to see when the slow ones happened")
 	fs.Float64Var(&o.paced, "paced", 0.5, "the paced phase's rate, as a fraction of the highest sustained rate (0.5: the latency at half load that the target names; near 1 with -profile: where the time goes at full load)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if limit := o.senders * c2s.DefaultMaxSendsInFlight; o.maxConc == 0 || o.maxConc > limit {
@@ -75,7 +79,15 @@ type e2eState struct {
 	firstErr atomic.Value // string
 
 	mu  sync.Mutex
-	lat latencies // paced phase, scheduled send → receipt
+	got arrivals // paced phase
+}
+
+// arrivals are the paced messages one receiver (or the run) got: their
+// latencies (scheduled send → receipt), and, with -latencies, their
+// scheduled send times, in the same order.
+type arrivals struct {
+	lat  latencies
+	sent []int64 // unix nanoseconds
 }
 
 // body is "PHASE SCHEDULED-UNIX-NANO " padded with x to size bytes.
@@ -105,9 +117,9 @@ func (s *e2eState) fail(msg string) {
 	s.firstErr.CompareAndSwap(nil, msg)
 }
 
-// arrived counts a message body received at now, adding its latency to
-// mine if it was sent in the paced phase.
-func (s *e2eState) arrived(body []byte, now time.Time, mine *latencies) {
+// arrived counts a message body received at now, adding it to mine if it
+// was sent in the paced phase.
+func (s *e2eState) arrived(body []byte, now time.Time, mine *arrivals) {
 	sp := bytes.IndexByte(body, ' ')
 	if sp < 0 {
 		return
@@ -124,15 +136,37 @@ func (s *e2eState) arrived(body []byte, now time.Time, mine *latencies) {
 	}
 	s.received[phase].Add(1)
 	if phase == phasePaced {
-		*mine = append(*mine, now.Sub(time.Unix(0, ns)))
+		mine.lat = append(mine.lat, now.Sub(time.Unix(0, ns)))
+		if s.o.latFile != "" {
+			mine.sent = append(mine.sent, ns)
+		}
 	}
 }
 
-// keep adds a receiver's latencies to the run's.
-func (s *e2eState) keep(mine latencies) {
+// keep adds a receiver's arrivals to the run's.
+func (s *e2eState) keep(mine arrivals) {
 	s.mu.Lock()
-	s.lat = append(s.lat, mine...)
+	s.got.lat = append(s.got.lat, mine.lat...)
+	s.got.sent = append(s.got.sent, mine.sent...)
 	s.mu.Unlock()
+}
+
+// writeLatencies writes the paced messages' send times and latencies to
+// path, in send order.
+func writeLatencies(path string, got arrivals) error {
+	idx := make([]int, len(got.sent))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return got.sent[idx[a]] < got.sent[idx[b]] })
+	var b []byte
+	for _, i := range idx {
+		b = strconv.AppendInt(b, got.sent[i], 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(got.lat[i]), 10)
+		b = append(b, '\n')
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // An e2eDriver runs the sessions of the e2e scenario: the senders on A and
@@ -203,7 +237,7 @@ func (d *clientDriver) send(i int, phase int, sched time.Time) {
 
 // receive drains one receiving session.
 func (d *clientDriver) receive(c *client.Client) {
-	var mine latencies
+	var mine arrivals
 	for m := range c.Messages() {
 		// Only the head of the body counts ("PHASE NANOS "): no copy of
 		// the rest.
@@ -464,9 +498,16 @@ pace:
 	closed = true
 	d.close()
 	s.mu.Lock()
-	lat := s.lat
+	arr := s.got
 	s.mu.Unlock()
-	lat.add(r, "latency", "latency at the paced rate")
+	if o.latFile != "" {
+		// Before add, which sorts the latencies.
+		if err := writeLatencies(o.latFile, arr); err != nil {
+			return nil, err
+		}
+		r.notes = append(r.notes, "each paced message's send time and latency written to "+o.latFile)
+	}
+	arr.lat.add(r, "latency", "latency at the paced rate")
 	r.figure("errors", "errors (all phases)", s.failed.Load(), "")
 	if e := s.firstErr.Load(); e != nil {
 		r.notes = append(r.notes, fmt.Sprintf("first error: %v", e))

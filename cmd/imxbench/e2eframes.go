@@ -61,7 +61,7 @@ type frameSession struct {
 
 	// Receivers.
 	mu       sync.Mutex
-	lat      latencies
+	got      arrivals
 	acks     []uint32
 	ackLC    *link.Conn // the connection the MESSAGEs came on
 	ackTimer *time.Timer
@@ -224,7 +224,7 @@ func (fs *frameSession) request(lc *link.Conn, rec wire.Record) {
 	}
 	fs.mu.Lock()
 	fs.ackLC = lc
-	fs.d.s.arrived(body, now, &fs.lat)
+	fs.d.s.arrived(body, now, &fs.got)
 	fs.acks = append(fs.acks, m.Tag)
 	switch {
 	case len(fs.acks) >= 64:
@@ -362,7 +362,7 @@ func (d *framesDriver) close() {
 	d.writers.Wait()
 	for _, fs := range d.recv {
 		if fs != nil {
-			d.s.keep(fs.lat)
+			d.s.keep(fs.got)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,7 +138,8 @@ func TestScenarios(t *testing.T) {
 
 	for _, driver := range []string{"frames", "client"} {
 		t.Run("e2e-"+driver, func(t *testing.T) {
-			res := check(t, "e2e", "-driver", driver, "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-paced", "0.4")
+			latFile := filepath.Join(t.TempDir(), "latencies")
+			res := check(t, "e2e", "-driver", driver, "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-paced", "0.4", "-latencies", latFile)
 			positive(t, res, "max_rate", "paced_rate", "latency_p50_ms", "latency_p99_ms", "latency_count")
 			zero(t, res, "errors")
 			if res["driver"] != driver {
@@ -157,6 +159,7 @@ func TestScenarios(t *testing.T) {
 			if n := res["latency_count"].(float64); math.Abs(n-asked) > 1 {
 				t.Errorf("%v latencies, want the %v messages of the paced phase", n, asked)
 			}
+			checkLatencyFile(t, latFile, res)
 		})
 	}
 	t.Run("s2s", func(t *testing.T) {
@@ -401,5 +404,40 @@ func TestFanoutRenewals(t *testing.T) {
 		if v, _ := cpu[d].(float64); v <= 0 {
 			t.Errorf("RESULT renew_imxd_cpu_s[%s] = %v, want a positive number", d, cpu[d])
 		}
+	}
+}
+
+// checkLatencyFile checks e2e's -latencies file against its RESULT: a
+// line per paced message, in send order, within the paced phase, whose
+// latencies have the reported p50.
+func checkLatencyFile(t *testing.T, path string, res map[string]any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if n := res["latency_count"].(float64); float64(len(lines)) != n {
+		t.Fatalf("%d lines in the -latencies file, want latency_count %v", len(lines), n)
+	}
+	var sent []int64
+	var lat []float64
+	for _, l := range lines {
+		var s, d int64
+		if _, err := fmt.Sscanf(l, "%d %d", &s, &d); err != nil || d <= 0 {
+			t.Fatalf("line %q: %v, want UNIX-NANO LATENCY-NANO", l, err)
+		}
+		sent = append(sent, s)
+		lat = append(lat, float64(d)/1e6)
+	}
+	if !slices.IsSorted(sent) {
+		t.Error("the -latencies file is not in send order")
+	}
+	if span := float64(sent[len(sent)-1]-sent[0]) / 1e9; span > res["duration_s"].(float64) {
+		t.Errorf("sends span %.2f s, longer than the paced phase", span)
+	}
+	slices.Sort(lat)
+	if p50 := lat[int(0.5*float64(len(lat)))]; math.Abs(p50-res["latency_p50_ms"].(float64)) > 0.01 {
+		t.Errorf("p50 of the file %.3f ms, RESULT latency_p50_ms %v", p50, res["latency_p50_ms"])
 	}
 }
