@@ -591,6 +591,7 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 	// the moment 95% of the subscriptions have been renewed once to the
 	// moment 95% have been renewed 1 + -renewals times. It then holds
 	// -renewals renewals of each subscription, whatever the sweeps' rhythm.
+	//
 	// Each look scrapes the presentity's /metrics, which costs that imxd
 	// a few ms of CPU: at 10 per second it was a quarter of its CPU in
 	// the window. Once a second moves the window's end by up to a second,
@@ -639,6 +640,9 @@ func measureRenewals(ctx context.Context, w *world, o *fanoutOpts, r *report) er
 		}
 	}
 	if err := renewed(1 + o.renewals); err != nil {
+		if stopProfiles != nil {
+			_ = stopProfiles()
+		}
 		return err
 	}
 	after, err := framesOf(ctx, w, f.pres, f.wat)
