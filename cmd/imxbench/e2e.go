@@ -14,8 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/c2s"
 	"github.com/imxproject/imx/client"
+	"github.com/imxproject/imx/store"
 	"github.com/imxproject/imx/wire"
 )
 
@@ -40,6 +42,7 @@ type e2eOpts struct {
 	rate               float64
 	driver             string
 	latFile            string
+	approved           bool
 }
 
 func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
@@ -52,6 +55,7 @@ func e2eFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report,
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of both imxd processes (/debug/pprof) and of imxbench over the paced phase into this directory")
 	fs.Float64Var(&o.rate, "rate", 0, "the paced phase's rate in messages per second, instead of -paced of the highest: to compare builds at the same load (their CPU per message)")
 	fs.StringVar(&o.driver, "driver", "frames", "how the sessions are driven: frames (the client protocol's frames, written and read by imxbench itself, as wrk drives HTTP) or client (the Go client package, as the imx CLI)")
+	fs.BoolVar(&o.approved, "approved", false, "every sender has approved every receiver as a watcher, as contacts who see each other's presence have: each message then carries the sender's attributes (presence.Outgoing), which the receiving server keeps")
 	fs.StringVar(&o.latFile, "latencies", "", "write each paced message's scheduled send time and latency (\"UNIX-NANO LATENCY-NANO\", in send order) into this file: to see when the slow ones happened")
 	fs.Float64Var(&o.paced, "paced", 0.5, "the paced phase's rate, as a fraction of the highest sustained rate (0.5: the latency at half load that the target names; near 1 with -profile: where the time goes at full load)")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
@@ -74,6 +78,7 @@ type e2eState struct {
 	to       []string     // the receivers' addresses
 	phase    atomic.Int32 // of the messages sent now
 	received [phases]atomic.Int64
+	attrs    atomic.Int64 // paced messages that carried the sender's attributes
 	ok       atomic.Int64
 	failed   atomic.Int64
 	firstErr atomic.Value // string
@@ -117,9 +122,9 @@ func (s *e2eState) fail(msg string) {
 	s.firstErr.CompareAndSwap(nil, msg)
 }
 
-// arrived counts a message body received at now, adding it to mine if it
-// was sent in the paced phase.
-func (s *e2eState) arrived(body []byte, now time.Time, mine *arrivals) {
+// arrived counts a message body received at now, with attributes or not,
+// adding it to mine if it was sent in the paced phase.
+func (s *e2eState) arrived(body []byte, attrs bool, now time.Time, mine *arrivals) {
 	sp := bytes.IndexByte(body, ' ')
 	if sp < 0 {
 		return
@@ -136,6 +141,9 @@ func (s *e2eState) arrived(body []byte, now time.Time, mine *arrivals) {
 	}
 	s.received[phase].Add(1)
 	if phase == phasePaced {
+		if attrs {
+			s.attrs.Add(1)
+		}
 		mine.lat = append(mine.lat, now.Sub(time.Unix(0, ns)))
 		if s.o.latFile != "" {
 			mine.sent = append(mine.sent, ns)
@@ -241,7 +249,7 @@ func (d *clientDriver) receive(c *client.Client) {
 	for m := range c.Messages() {
 		// Only the head of the body counts ("PHASE NANOS "): no copy of
 		// the rest.
-		d.s.arrived([]byte(m.Body[:min(len(m.Body), 32)]), time.Now(), &mine)
+		d.s.arrived([]byte(m.Body[:min(len(m.Body), 32)]), len(m.Attrs) > 0, time.Now(), &mine)
 	}
 	d.s.keep(mine)
 }
@@ -293,14 +301,6 @@ func (d *clientDriver) close() {
 }
 
 func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, error) {
-	a, err := w.start(ctx, "alpha.bench", "127.0.0.2", "", "")
-	if err != nil {
-		return nil, err
-	}
-	b, err := w.start(ctx, "beta.bench", "127.0.0.3", "", "")
-	if err != nil {
-		return nil, err
-	}
 	sl, rl := make([]string, o.senders), make([]string, o.receivers)
 	for i := range sl {
 		sl[i] = fmt.Sprintf("s%d", i)
@@ -308,8 +308,43 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	for i := range rl {
 		rl[i] = fmt.Sprintf("r%d", i)
 	}
-	if err := w.addUsers(ctx, a, benchPassword, sl...); err != nil {
+	specA := imxdSpec{domains: []string{"alpha.bench"}, ip: "127.0.0.2"}
+	if o.approved {
+		// The senders' accounts and approvals go into A's store before
+		// it starts: there is no admin call for an approval.
+		specA.prepare = func(ctx context.Context, path string) error {
+			st, err := openStore(ctx, path)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			now := time.Now()
+			for _, sn := range sl {
+				sender := addr.MustParse(sn + "@alpha.bench")
+				if err := st.CreateAccount(ctx, sender, benchPassword); err != nil {
+					return err
+				}
+				for _, rn := range rl {
+					if err := st.SetApproval(ctx, store.Approval{Presentity: sender, Watcher: addr.MustParse(rn + "@beta.bench"), State: store.ApprovalApproved, Asked: now}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+	}
+	a, err := w.startSpec(ctx, specA)
+	if err != nil {
 		return nil, err
+	}
+	b, err := w.start(ctx, "beta.bench", "127.0.0.3", "", "")
+	if err != nil {
+		return nil, err
+	}
+	if !o.approved {
+		if err := w.addUsers(ctx, a, benchPassword, sl...); err != nil {
+			return nil, err
+		}
 	}
 	if err := w.addUsers(ctx, b, benchPassword, rl...); err != nil {
 		return nil, err
@@ -345,6 +380,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	r.param("senders", "sending sessions (domain A)", o.senders)
 	r.param("receivers", "receiving sessions (domain B)", o.receivers)
 	r.param("size", "body bytes", o.size)
+	r.param("approved", "receivers approved by the senders (messages carry attributes)", o.approved)
 	r.param("warmup_s", "warm-up", c.warmup.Seconds())
 	r.param("step_s", "ramp step", o.step.Seconds())
 	r.param("duration_s", "paced phase", c.duration.Seconds())
@@ -508,6 +544,7 @@ pace:
 		r.notes = append(r.notes, "each paced message's send time and latency written to "+o.latFile)
 	}
 	arr.lat.add(r, "latency", "latency at the paced rate")
+	r.figure("paced_with_attrs", "paced messages that carried the sender's attributes", s.attrs.Load(), "")
 	r.figure("errors", "errors (all phases)", s.failed.Load(), "")
 	if e := s.firstErr.Load(); e != nil {
 		r.notes = append(r.notes, fmt.Sprintf("first error: %v", e))

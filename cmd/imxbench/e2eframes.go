@@ -224,7 +224,7 @@ func (fs *frameSession) request(lc *link.Conn, rec wire.Record) {
 	}
 	fs.mu.Lock()
 	fs.ackLC = lc
-	fs.d.s.arrived(body, now, &fs.got)
+	fs.d.s.arrived(body, len(m.Attrs) > 0, now, &fs.got)
 	fs.acks = append(fs.acks, m.Tag)
 	switch {
 	case len(fs.acks) >= 64:

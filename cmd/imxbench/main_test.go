@@ -160,6 +160,15 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("%v latencies, want the %v messages of the paced phase", n, asked)
 			}
 			checkLatencyFile(t, latFile, res)
+			zero(t, res, "paced_with_attrs") // strangers: no attributes
+		})
+		t.Run("e2e-approved-"+driver, func(t *testing.T) {
+			res := check(t, "e2e", "-driver", driver, "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-rate", "200", "-approved")
+			zero(t, res, "errors")
+			// Every paced message carried the sender's attributes.
+			if n, a := res["latency_count"].(float64), res["paced_with_attrs"].(float64); n < 1 || a != n {
+				t.Errorf("%v of %v paced messages carried attributes, want all", a, n)
+			}
 		})
 	}
 	t.Run("s2s", func(t *testing.T) {
