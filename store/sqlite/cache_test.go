@@ -329,3 +329,59 @@ func TestUserAttrsCacheFollowsWrites(t *testing.T) {
 	}
 	want("account made again")
 }
+
+// TestSubsInCacheDropsLongList: a new subscription to a presentity whose
+// cached list is long drops the list instead of moving its rows, and the
+// next ActiveSubsIn reads it again, the new one included; a renewal still
+// updates the list in place.
+func TestSubsInCacheDropsLongList(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	alice := addr.MustParse("alice@alpha.example")
+	if err := s.CreateAccount(ctx, alice, "password"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	watcher := func(i int) addr.Address { return addr.MustParse(fmt.Sprintf("w%05d@beta.example", i)) }
+	put := func(i int, d time.Duration) {
+		t.Helper()
+		if err := s.PutSubIn(ctx, store.SubIn{Presentity: alice, Watcher: watcher(i), Expires: t0.Add(d), Active: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func() bool {
+		s.hot.mu.Lock()
+		defer s.hot.mu.Unlock()
+		_, ok := s.hot.subsIn.rows[alice]
+		return ok
+	}
+	active := func(at time.Duration) int {
+		t.Helper()
+		got, err := s.ActiveSubsIn(ctx, alice, t0.Add(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	const n = maxInsertInPlace
+	for i := 0; i < 2*n; i += 2 {
+		put(i, time.Hour)
+	}
+	if got := active(0); got != n || !cached() {
+		t.Fatalf("%d active, cached %t; want %d, cached", got, cached(), n)
+	}
+	put(0, 3*time.Hour) // a renewal: in place
+	if !cached() || active(2*time.Hour) != 1 {
+		t.Fatalf("after a renewal: cached %t, %d active after 2h; want cached, 1", cached(), active(2*time.Hour))
+	}
+	put(1, 3*time.Hour) // a new watcher: the list is dropped
+	if cached() {
+		t.Fatal("a new subscription into a list of maxInsertInPlace kept the list")
+	}
+	if got := active(2 * time.Hour); got != 2 || !cached() {
+		t.Fatalf("after a new watcher: %d active after 2h, cached %t; want 2 (read again), cached", got, cached())
+	}
+	if got := active(0); got != n+1 {
+		t.Fatalf("%d active, want %d", got, n+1)
+	}
+}

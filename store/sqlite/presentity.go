@@ -164,13 +164,26 @@ func (c *hotCache) putSubIn(sub store.SubIn) {
 		return
 	}
 	i, found := slices.BinarySearchFunc(old, sub, subInKey)
-	if found {
+	switch {
+	case found:
 		old[i] = sub
-		return
+	case len(old) >= maxInsertInPlace:
+		// An insertion moves the rows after it (8 MB for one near the
+		// front of 100,000), so that a rush of new watchers would cost
+		// the square of their number. A popular presentity's new
+		// watchers drop the list instead, and the next ActiveSubsIn
+		// reads it again, once.
+		t.drop(sub.Presentity, len(old))
+	default:
+		t.rows[sub.Presentity] = slices.Insert(old, i, sub)
+		t.grew(1)
 	}
-	t.rows[sub.Presentity] = slices.Insert(old, i, sub)
-	t.grew(1)
 }
+
+// maxInsertInPlace is the longest cached list of a presentity's
+// subscriptions that a new subscription is inserted into (putSubIn); a
+// longer one is dropped.
+const maxInsertInPlace = 4096
 
 // forgetSubsIn drops the cached subscriptions granted to presentity.
 func (c *hotCache) forgetSubsIn(presentity addr.Address) {
