@@ -154,11 +154,7 @@ func TestSubsOutCacheFollowsWrites(t *testing.T) {
 // first call, sees every write to the granted subscriptions.
 func TestSubsInCacheFollowsWrites(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t, Options{})
-	alice := addr.MustParse("alice@alpha.example")
-	if err := s.CreateAccount(ctx, alice, "password"); err != nil {
-		t.Fatal(err)
-	}
+	s, alice := storeWithAlice(t)
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	w := func(s string) addr.Address { return addr.MustParse(s) }
 	put := func(watcher string, d time.Duration, active bool) {
@@ -336,11 +332,7 @@ func TestUserAttrsCacheFollowsWrites(t *testing.T) {
 // updates the list in place.
 func TestSubsInCacheDropsLongList(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t, Options{})
-	alice := addr.MustParse("alice@alpha.example")
-	if err := s.CreateAccount(ctx, alice, "password"); err != nil {
-		t.Fatal(err)
-	}
+	s, alice := storeWithAlice(t)
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	watcher := func(i int) addr.Address { return addr.MustParse(fmt.Sprintf("w%05d@beta.example", i)) }
 	put := func(i int, d time.Duration) {
@@ -384,4 +376,15 @@ func TestSubsInCacheDropsLongList(t *testing.T) {
 	if got := active(0); got != n+1 {
 		t.Fatalf("%d active, want %d", got, n+1)
 	}
+}
+
+// storeWithAlice returns a new store with the account alice@alpha.example.
+func storeWithAlice(t *testing.T) (*Store, addr.Address) {
+	t.Helper()
+	s := newStore(t, Options{})
+	alice := addr.MustParse("alice@alpha.example")
+	if err := s.CreateAccount(context.Background(), alice, "password"); err != nil {
+		t.Fatal(err)
+	}
+	return s, alice
 }
