@@ -159,30 +159,30 @@ func (c *hotCache) putSubIn(sub store.SubIn) {
 	if t.busy(sub.Presentity) {
 		c.gen++ // the load may have read the row before this write
 	}
-	old, ok := t.rows[sub.Presentity]
+	subs, ok := t.rows[sub.Presentity]
 	if !ok {
 		return
 	}
-	i, found := slices.BinarySearchFunc(old, sub, subInKey)
+	i, found := slices.BinarySearchFunc(subs, sub, subInKey)
 	switch {
 	case found:
-		old[i] = sub
-	case len(old) >= maxInsertInPlace:
+		subs[i] = sub
+	case len(subs) >= maxInsertInPlace:
 		// An insertion moves the rows after it (8 MB for one near the
 		// front of 100,000), so that a rush of new watchers would cost
 		// the square of their number. A popular presentity's new
 		// watchers drop the list instead, and the next ActiveSubsIn
 		// reads it again, once.
-		t.drop(sub.Presentity, len(old))
+		t.drop(sub.Presentity, len(subs))
 	default:
-		t.rows[sub.Presentity] = slices.Insert(old, i, sub)
+		t.rows[sub.Presentity] = slices.Insert(subs, i, sub)
 		t.grew(1)
 	}
 }
 
-// maxInsertInPlace is the longest cached list of a presentity's
-// subscriptions that a new subscription is inserted into (putSubIn); a
-// longer one is dropped.
+// maxInsertInPlace is the length from which a cached list of a
+// presentity's subscriptions is dropped, not inserted into, when a new
+// subscription comes (putSubIn).
 const maxInsertInPlace = 4096
 
 // forgetSubsIn drops the cached subscriptions granted to presentity.
