@@ -32,8 +32,12 @@ const maxInput = 4 * MaxLen
 // Addresses are comparable: a == b exactly when they name the same user, so
 // an Address can be a map key.
 type Address struct {
-	local  string // PRECIS UsernameCaseMapped, 1..MaxLocalLen octets, no '@'
-	domain string // lower-case A-labels, 1..MaxDomainLen octets, no trailing dot
+	// s is local@domain: the local part in PRECIS UsernameCaseMapped,
+	// 1..MaxLocalLen octets, no '@'; the domain in lower-case A-labels,
+	// 1..MaxDomainLen octets, no trailing dot. Kept whole, String and the
+	// comparison with a spelling cost nothing; at is the index of its '@'.
+	s  string
+	at int
 }
 
 // Parse parses and normalises an address of the form local@domain, as the
@@ -61,7 +65,12 @@ func Parse(s string) (Address, error) {
 	if e != nil {
 		return Address{}, e.on(s)
 	}
-	return Address{local: local, domain: domain}, nil
+	if local == s[:at] && domain == s[at+1:] {
+		// Already normalised, as most addresses on the wire are: s is
+		// the address as it is kept.
+		return Address{s: s, at: at}, nil
+	}
+	return Address{s: local + "@" + domain, at: len(local)}, nil
 }
 
 // MustParse is like Parse but panics if s is not a valid address. It is for
@@ -75,20 +84,20 @@ func MustParse(s string) Address {
 }
 
 // Local returns the normalised local part, or "" for the zero Address.
-func (a Address) Local() string { return a.local }
+func (a Address) Local() string { return a.s[:a.at] }
 
 // Domain returns the normalised domain in A-label form, or "" for the zero
 // Address.
-func (a Address) Domain() string { return a.domain }
-
-// String returns the address as local@domain, or "" for the zero Address.
-// Parse accepts the result and returns an Address equal to a.
-func (a Address) String() string {
+func (a Address) Domain() string {
 	if a.IsZero() {
 		return ""
 	}
-	return a.local + "@" + a.domain
+	return a.s[a.at+1:]
 }
+
+// String returns the address as local@domain, or "" for the zero Address.
+// Parse accepts the result and returns an Address equal to a.
+func (a Address) String() string { return a.s }
 
 // Equal reports whether a and other are the same address; it is a == other.
 func (a Address) Equal(other Address) bool { return a == other }
@@ -102,9 +111,7 @@ func (a Address) AppendText(b []byte) ([]byte, error) {
 	if a.IsZero() {
 		return b, nil
 	}
-	b = append(b, a.local...)
-	b = append(b, '@')
-	return append(b, a.domain...), nil
+	return append(b, a.s...), nil
 }
 
 // MarshalText implements [encoding.TextMarshaler]. The zero Address

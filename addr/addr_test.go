@@ -550,13 +550,28 @@ func TestASCIILocal(t *testing.T) {
 }
 
 // TestParseAllocs checks that an address already in normal form and in
-// ASCII is parsed without allocating.
+// ASCII is parsed without allocating, and that String never allocates.
 func TestParseAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = Parse("alice@example.com") }); n != 0 {
 		t.Errorf("Parse allocates %v times, want 0", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { _, _ = ParseDomain("alpha.localhost") }); n != 0 {
 		t.Errorf("ParseDomain allocates %v times, want 0", n)
+	}
+	// The address is kept whole: String, which the servers call for every
+	// message, costs nothing, for an address normalised by Parse too.
+	for _, in := range []string{"alice@example.com", "Alice@EXAMPLE.com."} {
+		a := MustParse(in)
+		if n := testing.AllocsPerRun(100, func() { _ = a.String() }); n != 0 {
+			t.Errorf("String of %q allocates %v times, want 0", in, n)
+		}
+		if a.String() != "alice@example.com" || a.Local() != "alice" || a.Domain() != "example.com" {
+			t.Errorf("%q: String %q, Local %q, Domain %q", in, a.String(), a.Local(), a.Domain())
+		}
+	}
+	var zero Address
+	if zero.String() != "" || zero.Local() != "" || zero.Domain() != "" {
+		t.Errorf("the zero Address: String %q, Local %q, Domain %q", zero.String(), zero.Local(), zero.Domain())
 	}
 }
 
