@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"testing"
 	"time"
 
@@ -21,6 +22,12 @@ func TestMessageID(t *testing.T) {
 	}
 	if !bytes.Equal(a1[:6], cid[:6]) {
 		t.Errorf("id %x does not start with the client id's time %x", a1, cid[:6])
+	}
+	// The rest is the start of SHA-256 of the sender, a zero octet and the
+	// client id: it must not change between versions, or a SEND repeated
+	// to an upgraded server would be delivered twice.
+	if sum := sha256.Sum256([]byte("alice@alpha.example\x00\x01\x02\x03\x04\x05\x06rand")); !bytes.Equal(a1[6:], sum[:10]) {
+		t.Errorf("id %x, want the hash %x after the time", a1, sum[:10])
 	}
 	if b := messageID(bob, cid, now); bytes.Equal(a1, b) || !bytes.Equal(a1[:6], b[:6]) {
 		t.Errorf("two senders, one client id: %x and %x", a1, b)

@@ -236,11 +236,11 @@ func messageID(from addr.Address, clientID []byte, now time.Time) []byte {
 	id := make([]byte, 16)
 	if len(clientID) > 0 {
 		copy(id[:6], clientID)
-		h := sha256.New()
-		h.Write([]byte(from.String()))
-		h.Write([]byte{0})
-		h.Write(clientID)
-		copy(id[6:], h.Sum(nil))
+		// The hash of from, a zero octet and clientID, written into a
+		// buffer on the stack (clientID is at most wire.MaxMessageIDLen).
+		var buf [addr.MaxLen + 1 + wire.MaxMessageIDLen]byte
+		sum := sha256.Sum256(append(append(append(buf[:0], from.String()...), 0), clientID...))
+		copy(id[6:], sum[:])
 		return id
 	}
 	putMillis(id, now)
