@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/imxproject/imx/addr"
 )
@@ -36,13 +37,21 @@ import (
 // must spell the envelope address exactly, which Parse accepts as equal, as
 // addr.Address.String promises), time.Parse after strings.Fields,
 // mime.ParseMediaType, and re-writing a canonical form that is the input.
-func parseFast(b []byte, env Envelope, senderDomain string, maxSize int) (m Message, canon []byte, ok bool) {
+//
+// With borrow, m's strings are slices of b itself instead of a copy: for a
+// caller that drops m before b changes (Canonical).
+func parseFast(b []byte, env Envelope, senderDomain string, maxSize int, borrow bool) (m Message, canon []byte, ok bool) {
 	if len(b) > maxSize || env.From.IsZero() || env.To.IsZero() || env.From.Domain() != senderDomain {
 		return Message{}, nil, false
 	}
-	// One copy of b as a string, which the Message-ID, the X- headers and
-	// the body are slices of.
-	s := string(b)
+	// b as a string, which the Message-ID, the X- headers and the body are
+	// slices of: a copy, unless m is only borrowed.
+	var s string
+	if borrow {
+		s = unsafe.String(unsafe.SliceData(b), len(b))
+	} else {
+		s = string(b)
+	}
 	m, body, ok := parseCanonicalHeader(s, env)
 	if !ok {
 		return Message{}, nil, false

@@ -16,9 +16,9 @@ import (
 // checkFastPath runs b through parseFast and parseGeneral and fails t unless
 // they agree: if parseFast accepts b, parseGeneral must accept it too, with
 // the same Message and the same canonical bytes. It also checks that Parse
-// gives what parseGeneral gives, error text included, and that the bytes
-// Parse returns share no memory with b. It reports whether parseFast
-// accepted b.
+// gives what parseGeneral gives, error text included, that the bytes
+// Parse returns share no memory with b, and that Canonical returns the
+// bytes and error of Parse. It reports whether parseFast accepted b.
 func checkFastPath(t testing.TB, b []byte, env Envelope, domain string, maxSize int) bool {
 	t.Helper()
 	limit := maxSize
@@ -26,7 +26,7 @@ func checkFastPath(t testing.TB, b []byte, env Envelope, domain string, maxSize 
 		limit = DefaultMaxSize
 	}
 	in := bytes.Clone(b)
-	fm, fcanon, ok := parseFast(b, env, domain, limit)
+	fm, fcanon, ok := parseFast(b, env, domain, limit, false)
 	gm, gcanon, gerr := parseGeneral(b, env, domain, limit)
 	if !bytes.Equal(b, in) {
 		t.Fatalf("parsing changed its input %q", in)
@@ -58,6 +58,21 @@ func checkFastPath(t testing.TB, b []byte, env Envelope, domain string, maxSize 
 		pcanon[0] ^= 0xff
 		if same || !bytes.Equal(b, in) {
 			t.Fatalf("the canonical bytes share memory with the input")
+		}
+	}
+	ccanon, cerr := Canonical(b, env, domain, maxSize)
+	if (cerr == nil) != (perr == nil) || cerr != nil && cerr.Error() != perr.Error() || !bytes.Equal(ccanon, pcanon) || (ccanon == nil) != (pcanon == nil) {
+		t.Fatalf("Canonical gives %q, %v; Parse %q, %v\ninput %q", ccanon, cerr, pcanon, perr, b)
+	}
+	if !bytes.Equal(b, in) {
+		t.Fatalf("Canonical changed its input %q", in)
+	}
+	if len(ccanon) > 0 && len(b) > 0 {
+		ccanon[0] ^= 0xff
+		same := b[0] == in[0]^0xff
+		ccanon[0] ^= 0xff
+		if same {
+			t.Fatalf("Canonical's bytes share memory with the input")
 		}
 	}
 	return ok

@@ -65,10 +65,24 @@ func Parse(b []byte, env Envelope, senderDomain string, maxSize int) (Message, [
 	// parseFast recognises that form cheaply and gives up on anything else,
 	// which parseGeneral then checks. Both give the same result on every
 	// input that parseFast accepts (TestParseFastEquivalence, FuzzParse).
-	if m, canon, ok := parseFast(b, env, senderDomain, maxSize); ok {
+	if m, canon, ok := parseFast(b, env, senderDomain, maxSize, false); ok {
 		return m, canon, nil
 	}
 	return parseGeneral(b, env, senderDomain, maxSize)
+}
+
+// Canonical is Parse for a caller that keeps only the canonical form: a
+// receiving server, which checks a message and passes it on. It makes no
+// copy of b for the Message it does not return.
+func Canonical(b []byte, env Envelope, senderDomain string, maxSize int) ([]byte, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxSize
+	}
+	if _, canon, ok := parseFast(b, env, senderDomain, maxSize, true); ok {
+		return canon, nil
+	}
+	_, canon, err := parseGeneral(b, env, senderDomain, maxSize)
+	return canon, err
 }
 
 // parseGeneral is Parse without its fast path, for any input: the
