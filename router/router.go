@@ -486,12 +486,12 @@ func (r *Router) Receive(ctx context.Context, fromDomain, toDomain string, m *wi
 		forget()
 		return result(wire.StatusBusy, "the first copy is still being delivered")
 	}
-	res = r.receive(ctx, from, to, m)
+	id := append([]byte(nil), m.ID...) // m is the caller's, reused after return
+	res = r.receive(ctx, from, to, m, id)
 	if res.Code.Temporary() && res.Code != wire.StatusOffline || res.Code == wire.StatusInternal {
 		forget() // not delivered: a repeat is delivered
 		return res
 	}
-	id := append([]byte(nil), m.ID...) // m is the caller's, reused after return
 	settled := store.Result{Status: res.Code, Count: res.Count}
 	now := r.cfg.Now()
 	r.settleMu.Lock()
@@ -521,14 +521,16 @@ func settleKey(origin string, id []byte) string { return origin + "\x00" + strin
 // recorded; call it before closing the store.
 func (r *Router) Wait() { r.settles.Wait() }
 
-func (r *Router) receive(ctx context.Context, from, to addr.Address, m *wire.Message) *wire.Result {
+// receive checks m and delivers it; id is a copy of m.ID, for the message
+// kept.
+func (r *Router) receive(ctx context.Context, from, to addr.Address, m *wire.Message, id []byte) *wire.Result {
 	policy := r.cfg.Domains[to.Domain()]
-	_, clean, err := message.Parse(m.MIME, message.Envelope{From: from, To: to}, from.Domain(), policy.MaxMessageSize)
+	clean, err := message.Canonical(m.MIME, message.Envelope{From: from, To: to}, from.Domain(), policy.MaxMessageSize)
 	if err != nil {
 		r.log.Info("refused a message from another domain", "from", from.String(), "to", to.String(), "err", err)
 		return result(message.Status(err), err.Error())
 	}
-	kept := &wire.Message{From: m.From, To: m.To, ID: append([]byte(nil), m.ID...), MIME: clean}
+	kept := &wire.Message{From: m.From, To: m.To, ID: id, MIME: clean}
 	if r.cfg.Attrs != nil && len(m.Attrs) > 0 {
 		kept.Attrs = r.cfg.Attrs.Incoming(from, to, m.Attrs) // copies what it keeps
 	}
