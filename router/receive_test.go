@@ -31,7 +31,7 @@ func (g *gatedSessions) Deliver(ctx context.Context, to addr.Address, m *wire.Me
 
 // receiver is a router for beta.example alone, over a real SQLite file,
 // that only receives (Remote is never used).
-func receiver(t *testing.T, path string, local router.Local) (*router.Router, *sqlite.Store) {
+func receiver(t testing.TB, path string, local router.Local) (*router.Router, *sqlite.Store) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), path, sqlite.Options{Password: store.PasswordParams{Memory: 64, Time: 1, Threads: 1}})
 	if err != nil {
