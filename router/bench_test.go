@@ -46,6 +46,26 @@ func (a *answering) Request(_ context.Context, _, _ string, rec wire.Record) (wi
 
 const benchUsers = 8
 
+// runMessages runs the b.N messages of a benchmark from several
+// goroutines: message n, with a new id that starts with the time (as the
+// client package's ids do), must give delivered.
+func runMessages(b *testing.B, message func(n uint64, id []byte) *wire.Result) {
+	var seq atomic.Uint64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		id := make([]byte, 16)
+		for pb.Next() {
+			n := seq.Add(1)
+			binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
+			binary.BigEndian.PutUint64(id[8:], n)
+			if res := message(n, id); res.Code != wire.StatusDelivered {
+				b.Errorf("message %d: %v %q", n, res.Code, res.Text)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkReceive is the receiving server's work for one MESSAGE from
 // another domain, as imxbench e2e sends them: Router.Receive's checks,
 // its dedup in memory and in a real SQLite file, the MIME check, the
@@ -70,21 +90,10 @@ func BenchmarkReceive(b *testing.B) {
 		}
 		msgs[i] = wire.Message{From: from.String(), To: to.String(), MIME: mime}
 	}
-	var seq atomic.Uint64
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		id := make([]byte, 16)
-		for pb.Next() {
-			n := seq.Add(1)
-			m := msgs[n%benchUsers] // a copy: the caller's record, reused
-			binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
-			binary.BigEndian.PutUint64(id[8:], n)
-			m.ID = id
-			if res := rt.Receive(ctx, "alpha.example", "beta.example", &m); res.Code != wire.StatusDelivered {
-				b.Errorf("message %d: %v %q", n, res.Code, res.Text)
-				return
-			}
-		}
+	runMessages(b, func(n uint64, id []byte) *wire.Result {
+		m := msgs[n%benchUsers] // a copy: the caller's record, reused
+		m.ID = id
+		return rt.Receive(ctx, "alpha.example", "beta.example", &m)
 	})
 	b.StopTimer()
 	rt.Wait() // the claims recorded, before the store closes
@@ -120,20 +129,9 @@ func BenchmarkSendRemote(b *testing.B) {
 		senders[i] = addr.MustParse("alice" + string(rune('0'+i)) + "@alpha.example")
 	}
 	body := strings.Repeat("x", 200)
-	var seq atomic.Uint64
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		id := make([]byte, 16)
-		for pb.Next() {
-			n := seq.Add(1)
-			binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
-			binary.BigEndian.PutUint64(id[8:], n)
-			s := wire.Send{To: "bob" + string(rune('0'+n%benchUsers)) + "@beta.example", Body: body, ID: id}
-			if res := rt.Send(ctx, senders[n%benchUsers], &s); res.Code != wire.StatusDelivered {
-				b.Errorf("message %d: %v %q", n, res.Code, res.Text)
-				return
-			}
-		}
+	runMessages(b, func(n uint64, id []byte) *wire.Result {
+		s := wire.Send{To: "bob" + string(rune('0'+n%benchUsers)) + "@beta.example", Body: body, ID: id}
+		return rt.Send(ctx, senders[n%benchUsers], &s)
 	})
 	b.StopTimer()
 	rt.Wait()
