@@ -103,10 +103,10 @@ func BenchmarkReceive(b *testing.B) {
 }
 
 // BenchmarkSendRemote is the sending server's work for one SEND from a
-// local client to another domain, as imxbench e2e sends them:
-// Router.Send's checks and rate limit, the message id, the MIME built,
-// the sender's attributes looked up, and the request handed to s2s, whose
-// domain answers at once.
+// local client to another domain, as imxbench e2e sends them (between
+// strangers: no attributes ride along): Router.Send's checks and rate
+// limit, the message id, the MIME built, and the request handed to s2s,
+// whose domain answers at once.
 func BenchmarkSendRemote(b *testing.B) {
 	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "imx.db"), sqlite.Options{Password: store.PasswordParams{Memory: 64, Time: 1, Threads: 1}})
 	if err != nil {
