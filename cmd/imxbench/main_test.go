@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +131,20 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("RESULT scenario = %v, want %s", res["scenario"], args[0])
 		}
 		positive(t, res, "wall_s", "bench_cpu_s")
+		if machineTicks() != nil {
+			split, _ := res["machine_cpu_pct"].(map[string]any)
+			sum := 0.0
+			for _, k := range []string{"user", "system", "irq", "idle", "steal"} {
+				v, ok := split[k].(float64)
+				if !ok || v < 0 {
+					t.Errorf("RESULT machine_cpu_pct[%s] = %v, want a share", k, split[k])
+				}
+				sum += v
+			}
+			if math.Abs(sum-100) > 1 {
+				t.Errorf("RESULT machine_cpu_pct = %v, adds up to %v%%", split, sum)
+			}
+		}
 		if t.Failed() {
 			t.Logf("output:\n%s", out)
 		}
@@ -448,5 +463,24 @@ func checkLatencyFile(t *testing.T, path string, res map[string]any) {
 	slices.Sort(lat)
 	if p50 := lat[int(0.5*float64(len(lat)))]; math.Abs(p50-res["latency_p50_ms"].(float64)) > 0.01 {
 		t.Errorf("p50 of the file %.3f ms, RESULT latency_p50_ms %v", p50, res["latency_p50_ms"])
+	}
+}
+
+// TestMachineSplit: the shares of the machine's CPU time between two
+// readings of /proc/stat, with nice in user, iowait in idle and both
+// kinds of interrupts together.
+func TestMachineSplit(t *testing.T) {
+	before := []int64{1000, 10, 500, 9000, 20, 0, 100, 5}
+	after := []int64{1500, 20, 700, 9200, 30, 0, 130, 15} // +500 +10 +200 +200 +10 +0 +30 +10 = 960
+	got := machineSplit(before, after)
+	want := map[string]float64{"user": 53.1, "system": 20.8, "idle": 21.9, "irq": 3.1, "steal": 1}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("machineSplit = %v, want %v", got, want)
+	}
+	if got := machineSplit(before, before); got != nil {
+		t.Errorf("no time passed: %v, want nil", got)
+	}
+	if got := machineSplit(nil, after); got != nil {
+		t.Errorf("no first reading: %v, want nil", got)
 	}
 }

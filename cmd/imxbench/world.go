@@ -347,17 +347,18 @@ feed:
 // cpuMeter measures the CPU time of imxbench and of the imxd processes
 // over a phase.
 type cpuMeter struct {
-	start time.Time
-	self  time.Duration
-	procs []*imxdProc
-	ticks []int64
+	start   time.Time
+	self    time.Duration
+	procs   []*imxdProc
+	ticks   []int64
+	machine []int64 // machineTicks at the start
 }
 
 func (w *world) startCPU() *cpuMeter {
 	w.mu.Lock()
 	procs := append([]*imxdProc(nil), w.procs...)
 	w.mu.Unlock()
-	m := &cpuMeter{start: time.Now(), self: selfCPU(), procs: procs}
+	m := &cpuMeter{start: time.Now(), self: selfCPU(), procs: procs, machine: machineTicks()}
 	for _, p := range procs {
 		m.ticks = append(m.ticks, procTicks(p.pid()))
 	}
@@ -385,6 +386,58 @@ func (m *cpuMeter) stop(r *report) {
 	}
 	if len(m.procs) > 0 {
 		r.figures = append(r.figures, field{key: "imxd_cpu_s", value: cpu})
+	}
+	if split := machineSplit(m.machine, machineTicks()); split != nil {
+		r.figure("machine_cpu_pct", "the machine's CPU time (all processes)", split,
+			fmt.Sprintf("user %.1f%%, system %.1f%%, interrupts %.1f%%, idle %.1f%%, steal %.1f%%",
+				split["user"], split["system"], split["irq"], split["idle"], split["steal"]))
+	}
+}
+
+// machineTicks is the first line of /proc/stat: the machine's CPU time
+// in clock ticks, as user, nice, system, idle, iowait, irq, softirq and
+// steal; nil if unknown.
+func machineTicks() []int64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return nil
+	}
+	t := make([]int64, 8)
+	for i := range t {
+		if t[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return nil
+		}
+	}
+	return t
+}
+
+// machineSplit is how the machine's CPU time between two machineTicks
+// went, in percent: user (nice included), system, irq (hard and soft
+// interrupts: on loopback, much of the network), idle (iowait included)
+// and steal (taken by the hypervisor). It tells a phase that shared the
+// machine, or ran while the host took its CPUs, from one that did not.
+func machineSplit(before, after []int64) map[string]float64 {
+	if len(before) != 8 || len(after) != 8 {
+		return nil
+	}
+	var d [8]float64
+	total := 0.0
+	for i := range d {
+		d[i] = float64(after[i] - before[i])
+		total += d[i]
+	}
+	if total <= 0 {
+		return nil
+	}
+	pct := func(v float64) float64 { return round(100*v/total, 1) }
+	return map[string]float64{
+		"user": pct(d[0] + d[1]), "system": pct(d[2]), "idle": pct(d[3] + d[4]),
+		"irq": pct(d[5] + d[6]), "steal": pct(d[7]),
 	}
 }
 
