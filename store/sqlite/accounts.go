@@ -189,13 +189,4 @@ func mustHaveAffected(n int64, err error) error {
 }
 
 // mustAffect turns a statement that changed no row into store.ErrNotFound.
-func mustAffect(res sql.Result) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
-}
+func mustAffect(res sql.Result) error { return mustHaveAffected(res.RowsAffected()) }
