@@ -220,6 +220,13 @@ func (d *Server) SetNoService(domain string) {
 	d.setSRV("_imx._tcp."+domain, []SRV{{Target: "."}})
 }
 
+// SetServiceSRV replaces the SRV records of <service>.<domain>, such as
+// _xmpp-server._tcp.example.com for another protocol's servers, with srvs
+// (none removes them).
+func (d *Server) SetServiceSRV(service, domain string, srvs ...SRV) {
+	d.setSRV(service+"."+domain, srvs)
+}
+
 func (d *Server) setSRV(name string, srvs []SRV) {
 	owner := dns.CanonicalName(name)
 	d.mu.Lock()
