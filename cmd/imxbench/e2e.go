@@ -353,12 +353,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	for i := range rl {
 		s.to[i] = rl[i] + "@" + b.domain
 	}
-	settle := min(o.step/4, 500*time.Millisecond)
-	// Every send of the run shares one deadline, past the longest the run
-	// can take, so that a result that never comes ends the run with an
-	// error rather than hanging it.
-	rampSteps := bits.Len(uint(o.maxConc)) + 1
-	ctx, cancel := context.WithTimeout(ctx, c.warmup+time.Duration(rampSteps)*(settle+o.step)+2*c.duration+time.Minute)
+	ctx, cancel := e2eContext(ctx, c, o)
 	defer cancel()
 	var d e2eDriver
 	if o.driver == "client" {
@@ -369,18 +364,40 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	if err != nil {
 		return nil, err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			d.close()
-		}
-	}()
-
 	r := &report{scenario: "e2e"}
+	e2eParams(r, c, o)
+	r.param("approved", "receivers approved by the senders (messages carry attributes)", o.approved)
+	r.param("driver", "sessions driven by", o.driver)
+	var profile func(context.Context) (func() error, error)
+	if o.profile != "" {
+		profile = func(ctx context.Context) (func() error, error) {
+			return startProfiles(ctx, w, o.profile, "imxbench.cpu.pprof", max(int(c.duration.Seconds()), 1), a, b)
+		}
+	}
+	if err := measureE2E(ctx, c, w, o, s, d, r, profile); err != nil {
+		return nil, err
+	}
+	r.figure("paced_with_attrs", "paced messages that carried the sender's attributes", s.attrs.Load(), "")
+	r.notes = append(r.notes, "latency: from a message's scheduled send time at the sending client to its arrival at the receiving client (client → A → B → client); the CPU figures cover the paced phase.")
+	return r, nil
+}
+
+// e2eContext is the deadline that every send of an e2e run shares, past
+// the longest the run can take, so that a result that never comes ends
+// the run with an error rather than hanging it.
+func e2eContext(ctx context.Context, c *common, o *e2eOpts) (context.Context, context.CancelFunc) {
+	rampSteps := bits.Len(uint(o.maxConc)) + 1
+	return context.WithTimeout(ctx, c.warmup+time.Duration(rampSteps)*(e2eSettle(o)+o.step)+2*c.duration+time.Minute)
+}
+
+// e2eSettle is the pause at each ramp step before its rate is counted.
+func e2eSettle(o *e2eOpts) time.Duration { return min(o.step/4, 500*time.Millisecond) }
+
+// e2eParams adds the parameters that e2e and xmpp share to r.
+func e2eParams(r *report, c *common, o *e2eOpts) {
 	r.param("senders", "sending sessions (domain A)", o.senders)
 	r.param("receivers", "receiving sessions (domain B)", o.receivers)
 	r.param("size", "body bytes", o.size)
-	r.param("approved", "receivers approved by the senders (messages carry attributes)", o.approved)
 	r.param("warmup_s", "warm-up", c.warmup.Seconds())
 	r.param("step_s", "ramp step", o.step.Seconds())
 	r.param("duration_s", "paced phase", c.duration.Seconds())
@@ -389,7 +406,19 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	} else {
 		r.param("paced", "paced rate, of the highest", o.paced)
 	}
-	r.param("driver", "sessions driven by", o.driver)
+}
+
+// measureE2E runs the warm-up, the ramp and the paced phase on d's
+// sessions, adds what it measured to r, and closes d. profile, when set,
+// starts CPU profiles over the paced phase and returns what stops them.
+func measureE2E(ctx context.Context, c *common, w *world, o *e2eOpts, s *e2eState, d e2eDriver, r *report, profile func(context.Context) (func() error, error)) error {
+	closed := false
+	defer func() {
+		if !closed {
+			d.close()
+		}
+	}()
+	settle := e2eSettle(o)
 
 	// Warm-up, then ramp: double the messages in flight up to
 	// -max-concurrency, unless the rate collapses (under half the best
@@ -402,7 +431,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	stopPool := d.stopLoop
 	if err := sleepCtx(ctx, c.warmup); err != nil {
 		stopPool()
-		return nil, err
+		return err
 	}
 	s.phase.Store(phaseRamp)
 	type step struct {
@@ -415,12 +444,12 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	for {
 		if err := sleepCtx(ctx, settle); err != nil {
 			stopPool()
-			return nil, err
+			return err
 		}
 		n0, t0 := s.received[phaseRamp].Load(), time.Now()
 		if err := sleepCtx(ctx, o.step); err != nil {
 			stopPool()
-			return nil, err
+			return err
 		}
 		rate := float64(s.received[phaseRamp].Load()-n0) / time.Since(t0).Seconds()
 		steps = append(steps, step{conc, rate})
@@ -456,7 +485,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 		}
 	}
 	if best.rate < 1 {
-		return nil, fmt.Errorf("no message went through while ramping (%d failed, first: %v)", s.failed.Load(), s.firstErr.Load())
+		return fmt.Errorf("no message went through while ramping (%d failed, first: %v)", s.failed.Load(), s.firstErr.Load())
 	}
 
 	// Paced phase at -paced (half) of the highest rate: each message has a
@@ -479,10 +508,10 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	// would drop out of the latencies instead of waiting its turn here.
 	pacing.Go(func() { d.pace(jobs, min(max(2*best.conc, 64), o.senders*c2s.DefaultMaxSendsInFlight)) })
 	var stopProfiles func() error
-	if o.profile != "" {
+	if profile != nil {
 		var err error
-		if stopProfiles, err = startProfiles(ctx, w, o.profile, "imxbench.cpu.pprof", max(int(c.duration.Seconds()), 1), a, b); err != nil {
-			return nil, err
+		if stopProfiles, err = profile(ctx); err != nil {
+			return err
 		}
 	}
 	cpu := w.startCPU()
@@ -507,7 +536,7 @@ pace:
 	close(jobs)
 	pacing.Wait()
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	// Wait for the messages whose results have come to reach their
 	// receivers (they are delivered before the result is sent, but the
@@ -516,7 +545,7 @@ pace:
 	deadline := time.Now().Add(10 * time.Second)
 	for s.received[phasePaced].Load() < want && time.Now().Before(deadline) {
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	elapsed := time.Since(start)
@@ -539,16 +568,14 @@ pace:
 	if o.latFile != "" {
 		// Before add, which sorts the latencies.
 		if err := writeLatencies(o.latFile, arr); err != nil {
-			return nil, err
+			return err
 		}
 		r.notes = append(r.notes, "each paced message's send time and latency written to "+o.latFile)
 	}
 	arr.lat.add(r, "latency", "latency at the paced rate")
-	r.figure("paced_with_attrs", "paced messages that carried the sender's attributes", s.attrs.Load(), "")
 	r.figure("errors", "errors (all phases)", s.failed.Load(), "")
 	if e := s.firstErr.Load(); e != nil {
 		r.notes = append(r.notes, fmt.Sprintf("first error: %v", e))
 	}
-	r.notes = append(r.notes, "latency: from a message's scheduled send time at the sending client to its arrival at the receiving client (client → A → B → client); the CPU figures cover the paced phase.")
-	return r, nil
+	return nil
 }

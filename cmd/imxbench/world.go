@@ -74,8 +74,10 @@ func (w *world) stopAll() {
 	wg.Wait()
 }
 
-// imxdProc is one running imxd.
+// imxdProc is one running imxd, or another server that a scenario
+// compares it with (kind).
 type imxdProc struct {
+	kind    string // "imxd" (the zero value too) or "prosody": in the CPU figures
 	domain  string
 	server  string // listen.server, ip:port
 	client  string
@@ -212,21 +214,34 @@ pprof = true
 		}
 	}
 
-	p.cmd = exec.Command(w.imxd, "-c", cfgPath, "-grace", "5s")
+	if err := w.launch(ctx, p, exec.Command(w.imxd, "-c", cfgPath, "-grace", "5s"), filepath.Join(dir, "imxd.log"), w.ready); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// launch starts p.cmd (cmd), its output going to logPath (or imxbench's
+// stderr with -v), adds it to the world, and waits until ready says it
+// is, for at most 30 s.
+func (w *world) launch(ctx context.Context, p *imxdProc, cmd *exec.Cmd, logPath string, ready func(context.Context, *imxdProc) bool) error {
+	if p.kind == "" {
+		p.kind = "imxd"
+	}
+	p.cmd = cmd
 	setChildAttrs(p.cmd)
 	if w.verbose {
 		p.cmd.Stdout, p.cmd.Stderr = w.stderr, w.stderr
 	} else {
-		p.logPath = filepath.Join(dir, "imxd.log")
+		p.logPath = logPath
 		f, err := os.Create(p.logPath)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.logFile = f
 		p.cmd.Stdout, p.cmd.Stderr = f, f
 	}
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", w.imxd, err)
+		return fmt.Errorf("start %s: %w", p.cmd.Path, err)
 	}
 	go func() {
 		p.waitErr = p.cmd.Wait()
@@ -240,17 +255,17 @@ pprof = true
 	for {
 		select {
 		case <-p.exited:
-			return nil, fmt.Errorf("imxd for %s exited: %v\n%s", domain, p.waitErr, p.logTail())
+			return fmt.Errorf("%s for %s exited: %v\n%s", p.kind, p.domain, p.waitErr, p.logTail())
 		default:
 		}
-		if w.ready(ctx, p) {
-			return p, nil
+		if ready(ctx, p) {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("imxd for %s not ready within 30 s\n%s", domain, p.logTail())
+			return fmt.Errorf("%s for %s not ready within 30 s\n%s", p.kind, p.domain, p.logTail())
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }
@@ -374,18 +389,24 @@ func (m *cpuMeter) stop(r *report) {
 	self := (selfCPU() - m.self).Seconds()
 	r.figure("wall_s", "measured phase, wall time", round(wall, 3), fmt.Sprintf("%.2f s", wall))
 	r.figure("bench_cpu_s", "imxbench CPU (user+sys)", round(self, 3), fmt.Sprintf("%.2f s (%.2f cores)", self, self/wall))
-	cpu := map[string]float64{}
+	// By kind: "imxd_cpu_s" or "prosody_cpu_s", each by domain.
+	cpu := map[string]map[string]float64{}
+	var kinds []string
 	for i, p := range m.procs {
+		if cpu[p.kind] == nil {
+			cpu[p.kind] = map[string]float64{}
+			kinds = append(kinds, p.kind)
+		}
 		t := procTicks(p.pid())
 		if t < 0 || m.ticks[i] < 0 {
 			continue
 		}
 		s := float64(t-m.ticks[i]) / clockTick
-		cpu[p.domain] = round(s, 2)
-		r.figures = append(r.figures, field{label: "imxd " + p.domain + " CPU", text: fmt.Sprintf("%.2f s (%.2f cores)", s, s/wall)})
+		cpu[p.kind][p.domain] = round(s, 2)
+		r.figures = append(r.figures, field{label: p.kind + " " + p.domain + " CPU", text: fmt.Sprintf("%.2f s (%.2f cores)", s, s/wall)})
 	}
-	if len(m.procs) > 0 {
-		r.figures = append(r.figures, field{key: "imxd_cpu_s", value: cpu})
+	for _, k := range kinds {
+		r.figures = append(r.figures, field{key: k + "_cpu_s", value: cpu[k]})
 	}
 	if split := machineSplit(m.machine, machineTicks()); split != nil {
 		r.figure("machine_cpu_pct", "the machine's CPU time (all processes)", split,
