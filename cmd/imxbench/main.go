@@ -43,6 +43,14 @@
 //	        message read, and both processes' CPU (-websocket: as binary
 //	        WebSocket messages). It ignores -duration and -imxd; -warmup is
 //	        the pause after the setup.
+//	xmpp    e2e's ramp and paced phase, with the same sessions, body size
+//	        and messages in flight, against two Prosody servers (-prosody,
+//	        default prosody in PATH; Debian's package) federated over XMPP
+//	        with dial-back: client → Prosody A → Prosody B → client, to
+//	        compare imxd with a popular XMPP server on the same machine in
+//	        the same minutes. XMPP has no result per message, so a message
+//	        counts as delivered when its receiver has read it (see xmpp.go).
+//	        It ignores -imxd.
 //
 // imxbench builds nothing. It runs the imxd given by -imxd, by default the
 // one next to its own executable or else the first in PATH:
@@ -91,6 +99,8 @@ scenarios:
   floor   no imxd: one small message to each of N loopback TCP connections
           (or WebSockets), written by imxbench and read by a child process:
           the machine's floor for fanout
+  xmpp    e2e's measurement against two Prosody servers federated over XMPP
+          (client → Prosody A → Prosody B → client), for comparison
 
 common flags:
   -imxd PATH       the imxd binary (default: next to imxbench, else in PATH);
@@ -157,6 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		setup = fanoutFlags
 	case "floor":
 		setup = floorFlags
+	case "xmpp":
+		setup = xmppFlags
 	case "floor-reader": // the reading process of floor
 		return floorReader(ctx, args[1:], stdout, stderr)
 	default:
@@ -195,6 +207,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitInterrupted
 		}
 		fmt.Fprintf(stderr, "imxbench %s: %v\n", name, err)
+		if errors.Is(err, errUnavailable) {
+			return exitUnavailable
+		}
 		return exitFailed
 	}
 	rep.print(stdout)
