@@ -44,13 +44,14 @@
 //	        WebSocket messages). It ignores -duration and -imxd; -warmup is
 //	        the pause after the setup.
 //	xmpp    e2e's ramp and paced phase, with the same sessions, body size
-//	        and messages in flight, against two Prosody servers (-prosody,
-//	        default prosody in PATH; Debian's package) federated over XMPP
-//	        with dial-back: client → Prosody A → Prosody B → client, to
-//	        compare imxd with a popular XMPP server on the same machine in
-//	        the same minutes. XMPP has no result per message, so a message
-//	        counts as delivered when its receiver has read it (see xmpp.go).
-//	        It ignores -imxd.
+//	        and messages in flight, against two XMPP servers federated over
+//	        XMPP with dial-back: client → server A → server B → client, to
+//	        compare imxd with the popular XMPP servers on the same machine
+//	        in the same minutes. -server prosody (the default; -prosody,
+//	        default prosody in PATH) or ejabberd (-erl, default erl in
+//	        PATH), Debian's packages. XMPP has no result per message, so a
+//	        message counts as delivered when its receiver has read it (see
+//	        xmpp.go). It ignores -imxd.
 //
 // imxbench builds nothing. It runs the imxd given by -imxd, by default the
 // one next to its own executable or else the first in PATH:
@@ -99,8 +100,9 @@ scenarios:
   floor   no imxd: one small message to each of N loopback TCP connections
           (or WebSockets), written by imxbench and read by a child process:
           the machine's floor for fanout
-  xmpp    e2e's measurement against two Prosody servers federated over XMPP
-          (client → Prosody A → Prosody B → client), for comparison
+  xmpp    e2e's measurement against two XMPP servers federated over XMPP
+          (client → server A → server B → client), for comparison:
+          -server prosody (the default) or ejabberd
 
 common flags:
   -imxd PATH       the imxd binary (default: next to imxbench, else in PATH);

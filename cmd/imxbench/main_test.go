@@ -234,33 +234,45 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
-	t.Run("xmpp", func(t *testing.T) {
-		if _, err := exec.LookPath("prosody"); err != nil {
-			if os.Getenv("IMX_REQUIRE_PROSODY") != "" {
-				t.Fatalf("IMX_REQUIRE_PROSODY is set and there is no prosody: %v", err)
+	for _, server := range []string{"prosody", "ejabberd"} {
+		t.Run("xmpp-"+server, func(t *testing.T) {
+			need := map[string]string{"prosody": "prosody", "ejabberd": "erl"}[server]
+			if _, err := exec.LookPath(need); err != nil {
+				if os.Getenv("IMX_REQUIRE_XMPP") != "" {
+					t.Fatalf("IMX_REQUIRE_XMPP is set and there is no %s: %v", need, err)
+				}
+				t.Skipf("no %s in PATH (apt-get install %s; .ci/run installs it)", need, server)
 			}
-			t.Skip("no prosody in PATH (apt-get install prosody; .ci/run installs it)")
-		}
-		latFile := filepath.Join(t.TempDir(), "latencies")
-		res := check(t, "xmpp", "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-paced", "0.4", "-latencies", latFile)
-		positive(t, res, "max_rate", "paced_rate", "latency_p50_ms", "latency_p99_ms", "latency_count")
-		zero(t, res, "errors")
-		cpu, _ := res["prosody_cpu_s"].(map[string]any)
-		if _, ok := cpu["alpha.bench"]; !ok || len(cpu) != 2 {
-			t.Errorf("RESULT prosody_cpu_s = %v, want the two Prosody processes", res["prosody_cpu_s"])
-		}
-		if res["imxd_cpu_s"] != nil {
-			t.Errorf("RESULT imxd_cpu_s = %v, want none: no imxd runs", res["imxd_cpu_s"])
-		}
-		asked := math.Floor(res["paced_target"].(float64) * res["duration_s"].(float64))
-		if n := res["latency_count"].(float64); math.Abs(n-asked) > 1 {
-			t.Errorf("%v latencies, want the %v messages of the paced phase", n, asked)
-		}
-		checkLatencyFile(t, latFile, res)
-	})
+			latFile := filepath.Join(t.TempDir(), "latencies")
+			res := check(t, "xmpp", "-server", server, "-senders", "2", "-receivers", "2", "-step", "300ms", "-max-concurrency", "8", "-paced", "0.4", "-latencies", latFile)
+			positive(t, res, "max_rate", "paced_rate", "latency_p50_ms", "latency_p99_ms", "latency_count")
+			zero(t, res, "errors")
+			cpu, _ := res[server+"_cpu_s"].(map[string]any)
+			if _, ok := cpu["alpha.bench"]; !ok || len(cpu) != 2 {
+				t.Errorf("RESULT %s_cpu_s = %v, want the two %s processes", server, res[server+"_cpu_s"], server)
+			}
+			if res["imxd_cpu_s"] != nil {
+				t.Errorf("RESULT imxd_cpu_s = %v, want none: no imxd runs", res["imxd_cpu_s"])
+			}
+			if v, _ := res["server"].(string); !strings.HasPrefix(v, server) {
+				t.Errorf("RESULT server = %v, want %s and its version", res["server"], server)
+			}
+			asked := math.Floor(res["paced_target"].(float64) * res["duration_s"].(float64))
+			if n := res["latency_count"].(float64); math.Abs(n-asked) > 1 {
+				t.Errorf("%v latencies, want the %v messages of the paced phase", n, asked)
+			}
+			checkLatencyFile(t, latFile, res)
+		})
+	}
 	t.Run("usage", func(t *testing.T) {
 		if _, code, _ := runBench(t, bin, "xmpp", "-prosody", filepath.Join(t.TempDir(), "missing")); code != exitUnavailable {
 			t.Errorf("xmpp without prosody: status %d, want %d", code, exitUnavailable)
+		}
+		if _, code, _ := runBench(t, bin, "xmpp", "-server", "ejabberd", "-erl", filepath.Join(t.TempDir(), "missing")); code != exitUnavailable {
+			t.Errorf("xmpp without erl: status %d, want %d", code, exitUnavailable)
+		}
+		if _, code, _ := runBench(t, bin, "xmpp", "-server", "openfire"); code != exitFailed {
+			t.Errorf("xmpp -server openfire: status %d, want %d", code, exitFailed)
 		}
 		if _, code, _ := runBench(t, bin, "nonsense"); code != exitUsage {
 			t.Errorf("unknown scenario: status %d, want %d", code, exitUsage)

@@ -24,9 +24,10 @@ import (
 )
 
 // The xmpp scenario runs e2e's measurement (the same ramp, paced phase,
-// figures and defaults) against two Prosody servers federated over XMPP's
-// server-to-server protocol, for a comparison measured on the same machine
-// in the same minutes: client → Prosody A → Prosody B → client.
+// figures and defaults) against two XMPP servers, Prosody or ejabberd,
+// federated over XMPP's server-to-server protocol, for a comparison
+// measured on the same machine in the same minutes: client → server A →
+// server B → client.
 //
 // The load is as alike as the protocols allow: the same sessions (a user
 // each), senders paired with receivers, message bodies of the same size
@@ -37,21 +38,34 @@ import (
 // routing the stanza. An imxd does more for each message: the RESULT from
 // the receiving client to B, from B to A and from A to the sender, the
 // MIME built and checked, and the message id recorded in B's store so
-// that it is never delivered twice. The comparison favours Prosody.
+// that it is never delivered twice. The comparison favours the XMPP
+// server.
 //
-// Prosody gets its fastest setup: accounts in plain files (no hashing at
-// login), no TLS, dial-back between the servers (as imxd), and only the
-// modules that routing messages needs; no rate limits, archive or
-// carbons. Nagle's algorithm, on by default in Prosody 0.12, is off (as in
-// imxd, and in every Go program) unless -nagle: with it on, a message
-// waited about 40 ms at 1,000 msgs/s.
+// The XMPP servers get their fastest setup: passwords kept in plain text
+// (no hashing at login), no TLS, dial-back between the servers (as imxd),
+// and only the modules that routing messages needs; no rate limits
+// (traffic shapers), archive or carbons. Nagle's algorithm, on by default
+// in both, is off (as in imxd, and in every Go program) unless -nagle:
+// with it on, a message waited about 40 ms in Prosody at 1,000 msgs/s.
+// Prosody's accounts are written as files before it starts; ejabberd's
+// are registered in band (XEP-0077) by each session before it logs in.
+
+// xmppOpts are the xmpp scenario's own flags.
+type xmppOpts struct {
+	server  string // "prosody" or "ejabberd"
+	prosody string
+	erl     string
+	erlLibs string // ERL_LIBS for ejabberd: the directory that holds ejabberd-VERSION
+	nagle   bool
+}
 
 func xmppFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
 	var o e2eOpts
-	var prosody string
-	var nagle bool
-	fs.StringVar(&prosody, "prosody", "prosody", "the prosody binary (Debian: apt-get install prosody)")
-	fs.BoolVar(&nagle, "nagle", false, "leave Nagle's algorithm on in Prosody, its default (network_settings.nagle); off, as in imxd, unless set")
+	var x xmppOpts
+	fs.StringVar(&x.server, "server", "prosody", "the XMPP server: prosody or ejabberd (Debian's packages)")
+	fs.StringVar(&x.prosody, "prosody", "prosody", "the prosody binary (Debian: apt-get install prosody lua-unbound)")
+	fs.StringVar(&x.erl, "erl", "erl", "the Erlang runtime that runs ejabberd (Debian: apt-get install ejabberd)")
+	fs.BoolVar(&x.nagle, "nagle", false, "leave Nagle's algorithm on in the XMPP servers, their default (Prosody: network_settings.nagle; ejabberd: Erlang's nodelay); off, as in imxd, unless set")
 	fs.IntVar(&o.senders, "senders", 8, "sending client sessions on domain A, one user each")
 	fs.IntVar(&o.receivers, "receivers", 8, "receiving client sessions on domain B, one user each")
 	fs.IntVar(&o.maxConc, "max-concurrency", 0, "the most messages in flight while ramping (0, and at most: -senders × c2s.DefaultMaxSendsInFlight, as e2e)")
@@ -67,14 +81,31 @@ func xmppFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report
 		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 || o.paced <= 0 || o.paced > 1 || o.rate < 0 {
 			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40, 0 < -paced ≤ 1, -rate ≥ 0")
 		}
-		bin, err := exec.LookPath(prosody)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v (on Debian: apt-get install prosody)", errUnavailable, err)
+		switch x.server {
+		case "prosody":
+			bin, err := exec.LookPath(x.prosody)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v (on Debian: apt-get install prosody lua-unbound)", errUnavailable, err)
+			}
+			if err := checkUnbound(ctx, bin); err != nil {
+				return nil, err
+			}
+			x.prosody = bin
+		case "ejabberd":
+			bin, err := exec.LookPath(x.erl)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v (on Debian: apt-get install ejabberd)", errUnavailable, err)
+			}
+			x.erl = bin
+			apps, _ := filepath.Glob("/usr/lib/*/ejabberd-*/ebin/ejabberd.app")
+			if len(apps) == 0 {
+				return nil, fmt.Errorf("%w: no ejabberd under /usr/lib/*/ejabberd-*/ (on Debian: apt-get install ejabberd)", errUnavailable)
+			}
+			x.erlLibs = filepath.Dir(filepath.Dir(filepath.Dir(apps[0])))
+		default:
+			return nil, fmt.Errorf("-server is prosody or ejabberd, not %q", x.server)
 		}
-		if err := checkUnbound(ctx, bin); err != nil {
-			return nil, err
-		}
-		return runXMPP(ctx, c, w, &o, bin, nagle)
+		return runXMPP(ctx, c, w, &o, &x)
 	}
 }
 
@@ -106,7 +137,7 @@ func checkUnbound(ctx context.Context, bin string) error {
 // exits with exitUnavailable.
 var errUnavailable = errors.New("scenario not available")
 
-func runXMPP(ctx context.Context, c *common, w *world, o *e2eOpts, bin string, nagle bool) (*report, error) {
+func runXMPP(ctx context.Context, c *common, w *world, o *e2eOpts, x *xmppOpts) (*report, error) {
 	sl, rl := make([]string, o.senders), make([]string, o.receivers)
 	for i := range sl {
 		sl[i] = fmt.Sprintf("s%d", i)
@@ -114,11 +145,17 @@ func runXMPP(ctx context.Context, c *common, w *world, o *e2eOpts, bin string, n
 	for i := range rl {
 		rl[i] = fmt.Sprintf("r%d", i)
 	}
-	a, err := w.startProsody(ctx, bin, "alpha.bench", "127.0.0.2", sl, nagle)
+	start := func(domain, ip string, users []string) (*imxdProc, error) {
+		if x.server == "ejabberd" {
+			return w.startEjabberd(ctx, x, domain, ip)
+		}
+		return w.startProsody(ctx, x.prosody, domain, ip, users, x.nagle)
+	}
+	a, err := start("alpha.bench", "127.0.0.2", sl)
 	if err != nil {
 		return nil, err
 	}
-	b, err := w.startProsody(ctx, bin, "beta.bench", "127.0.0.3", rl, nagle)
+	b, err := start("beta.bench", "127.0.0.3", rl)
 	if err != nil {
 		return nil, err
 	}
@@ -128,30 +165,31 @@ func runXMPP(ctx context.Context, c *common, w *world, o *e2eOpts, bin string, n
 	}
 	ctx, cancel := e2eContext(ctx, c, o)
 	defer cancel()
-	d, err := newXMPPDriver(ctx, s, a, b, sl, rl)
+	d, err := newXMPPDriver(ctx, s, a, b, sl, rl, x.server == "ejabberd")
 	if err != nil {
 		return nil, err
 	}
 	r := &report{scenario: "xmpp"}
 	e2eParams(r, c, o)
-	r.param("server", "servers", prosodyVersion(bin))
-	r.param("nagle", "Nagle's algorithm in Prosody", nagle)
+	r.param("server", "servers", packageVersion(x.server))
+	r.param("nagle", "Nagle's algorithm in the servers", x.nagle)
 	if err := measureE2E(ctx, c, w, o, s, d, r, nil); err != nil {
 		return nil, err
 	}
 	r.notes = append(r.notes,
-		"latency: from a message's scheduled send time at the sending client to its arrival at the receiving client (client → Prosody A → Prosody B → client); the CPU figures cover the paced phase.",
+		"latency: from a message's scheduled send time at the sending client to its arrival at the receiving client (client → "+x.server+" A → "+x.server+" B → client); the CPU figures cover the paced phase.",
 		"a message counts as delivered when its receiver has read it: XMPP has no result for a message, so the servers do less per message than imxd (no RESULTs, no MIME, no record of the id).")
 	return r, nil
 }
 
-// prosodyVersion is the version that bin's package reports, or bin.
-func prosodyVersion(bin string) string {
-	out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", "prosody").Output()
+// packageVersion is server and the version of its Debian package, when
+// there is one.
+func packageVersion(server string) string {
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", server).Output()
 	if err != nil || len(out) == 0 {
-		return "Prosody (" + bin + ")"
+		return server
 	}
-	return "Prosody " + string(out)
+	return server + " " + string(out)
 }
 
 // startProsody writes a configuration for domain on ip and the accounts of
@@ -215,18 +253,7 @@ VirtualHost %[9]q
 	host := "xmpp." + domain
 	w.dns.SetA(host, s2sAP.Addr())
 	w.dns.SetServiceSRV("_xmpp-server._tcp", domain, localdns.SRV{Priority: 10, Weight: 10, Port: s2sAP.Port(), Target: host})
-	ready := func(ctx context.Context, p *imxdProc) bool {
-		var d net.Dialer
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		conn, err := d.DialContext(ctx, "tcp", p.client)
-		if err != nil {
-			return false
-		}
-		conn.Close()
-		return true
-	}
-	if err := w.launch(ctx, p, exec.Command(bin, "-F", "--config", cfgPath), filepath.Join(dir, "prosody.log"), ready); err != nil {
+	if err := w.launch(ctx, p, exec.Command(bin, "-F", "--config", cfgPath), filepath.Join(dir, "prosody.log"), portReady); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -247,6 +274,108 @@ func prosodyEscape(s string) string {
 	return b.String()
 }
 
+// startEjabberd writes a configuration for domain on ip, publishes the
+// domain's XMPP server record in the world's DNS, which ejabberd resolves
+// through (an inetrc file naming it alone), starts ejabberd under erl
+// without distribution (no epmd, node nonode@nohost) and waits until its
+// client port answers. Its users register in band.
+func (w *world) startEjabberd(ctx context.Context, x *xmppOpts, domain, ip string) (*imxdProc, error) {
+	p := &imxdProc{kind: "ejabberd", domain: domain, exited: make(chan struct{})}
+	for _, a := range []*string{&p.server, &p.client} {
+		var err error
+		if *a, err = freeAddr(ip); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Join(w.dir, domain)
+	for _, d := range []string{filepath.Join(dir, "spool"), filepath.Join(dir, "logs")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	dnsAP := netip.MustParseAddrPort(w.dns.Addr())
+	c2sAP, s2sAP := netip.MustParseAddrPort(p.client), netip.MustParseAddrPort(p.server)
+	cfg := fmt.Sprintf(`# written by imxbench xmpp -server ejabberd
+hosts: [%[1]q]
+loglevel: info
+log_rotate_count: 0
+listen:
+  - port: %[2]d
+    ip: %[4]q
+    module: ejabberd_c2s
+    starttls: false
+    max_stanza_size: 262144
+  - port: %[3]d
+    ip: %[4]q
+    module: ejabberd_s2s_in
+    max_stanza_size: 524288
+s2s_use_starttls: false
+outgoing_s2s_families: [ipv4]
+auth_method: [internal]
+auth_password_format: plain
+registration_timeout: infinity
+access_rules:
+  register:
+    allow: all
+modules:
+  mod_register:
+    ip_access: all
+    access: register
+    password_strength: 0
+  mod_s2s_dialback: {}
+  mod_ping: {}
+  mod_disco: {}
+  mod_roster: {}
+`, domain, c2sAP.Port(), s2sAP.Port(), ip)
+	cfgPath := filepath.Join(dir, "ejabberd.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	// The resolver: the world's DNS server alone, not /etc/resolv.conf's
+	// (traffic off the loopback), nor /etc/hosts.
+	a4 := dnsAP.Addr().As4()
+	inetrc := fmt.Sprintf("{lookup, [dns]}.\n{resolv_conf, \"\"}.\n{hosts_file, \"\"}.\n{nameserver, {%d,%d,%d,%d}, %d}.\n",
+		a4[0], a4[1], a4[2], a4[3], dnsAP.Port())
+	inetrcPath := filepath.Join(dir, "inetrc")
+	if err := os.WriteFile(inetrcPath, []byte(inetrc), 0o600); err != nil {
+		return nil, err
+	}
+	// ejabberd 23.01 (its p1_xmpp 1.6.1) looks up an SRV target's
+	// address with the C library's getaddrinfo, not through inet_res:
+	// that would ask the system's name server, off the loopback. So the
+	// target is the address itself, which getaddrinfo reads without a
+	// lookup. The SRV record itself comes from the world's DNS server.
+	w.dns.SetServiceSRV("_xmpp-server._tcp", domain, localdns.SRV{Priority: 10, Weight: 10, Port: s2sAP.Port(), Target: s2sAP.Addr().String()})
+	// As ejabberdctl foreground runs it, without -sname.
+	args := []string{"+K", "true", "+P", "250000", "-env", "ERL_CRASH_DUMP_BYTES", "0",
+		"-mnesia", "dir", strconv.Quote(filepath.Join(dir, "spool")), "-ejabberd", "log_rotate_count", "0"}
+	if !x.nagle {
+		args = append(args, "-kernel", "inet_default_listen_options", "[{nodelay,true}]", "-kernel", "inet_default_connect_options", "[{nodelay,true}]")
+	}
+	args = append(args, "-s", "ejabberd", "-noinput")
+	cmd := exec.Command(x.erl, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ERL_LIBS="+x.erlLibs, "EJABBERD_CONFIG_PATH="+cfgPath,
+		"EJABBERD_LOG_PATH="+filepath.Join(dir, "logs", "ejabberd.log"), "ERL_INETRC="+inetrcPath)
+	if err := w.launch(ctx, p, cmd, filepath.Join(dir, "erl.log"), portReady); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// portReady reports whether p's client port accepts connections.
+func portReady(ctx context.Context, p *imxdProc) bool {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", p.client)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
 // xmppDriver runs the e2e sessions over XMPP client streams: senders on A,
 // receivers on B. It writes and reads the stanzas itself, as the frames
 // driver does the imx frames, and finds each message's body and id by
@@ -258,6 +387,9 @@ type xmppDriver struct {
 	recv    []*xmppSession
 	next    atomic.Uint64 // round robin over the senders
 	sem     chan struct{} // a token per paced message not yet read
+	// register: each session registers its user in band before it logs
+	// in (ejabberd, whose accounts are not written before it starts).
+	register bool
 }
 
 // xmppSession is one client stream.
@@ -285,9 +417,9 @@ type xmppSession struct {
 	got arrivals
 }
 
-func newXMPPDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []string) (*xmppDriver, error) {
+func newXMPPDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []string, register bool) (*xmppDriver, error) {
 	d := &xmppDriver{s: s, ctx: ctx, senders: make([]*xmppSession, len(sl)), recv: make([]*xmppSession, len(rl)),
-		sem: make(chan struct{}, len(sl)*c2s.DefaultMaxSendsInFlight)}
+		sem: make(chan struct{}, len(sl)*c2s.DefaultMaxSendsInFlight), register: register}
 	if err := parallel(ctx, len(sl), 4, func(ctx context.Context, i int) (err error) {
 		d.senders[i], err = d.dial(ctx, a, i, sl[i], s.to[i%len(s.to)])
 		return err
@@ -308,7 +440,7 @@ func newXMPPDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []st
 // dial opens a client stream to p as user and makes it available; a
 // sender sends to to.
 func (d *xmppDriver) dial(ctx context.Context, p *imxdProc, idx int, user, to string) (*xmppSession, error) {
-	conn, br, err := xmppLogin(ctx, p.client, p.domain, user, benchPassword)
+	conn, br, err := xmppLogin(ctx, p.client, p.domain, user, benchPassword, d.register)
 	if err != nil {
 		return nil, err
 	}
@@ -322,11 +454,11 @@ func (d *xmppDriver) dial(ctx context.Context, p *imxdProc, idx int, user, to st
 	return xs, nil
 }
 
-// xmppLogin opens a client stream to addr for domain and authenticates as
-// user (SASL PLAIN, RFC 6120), binds a resource and sends the initial
-// presence. It returns the connection and its reader, past the bind
-// result.
-func xmppLogin(ctx context.Context, addr, domain, user, password string) (net.Conn, *bufio.Reader, error) {
+// xmppLogin opens a client stream to addr for domain, registers user
+// first if register (XEP-0077), authenticates as user (SASL PLAIN, RFC
+// 6120), binds a resource and sends the initial presence. It returns the
+// connection and its reader, past the bind result.
+func xmppLogin(ctx context.Context, addr, domain, user, password string, register bool) (net.Conn, *bufio.Reader, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var dl net.Dialer
@@ -338,11 +470,11 @@ func xmppLogin(ctx context.Context, addr, domain, user, password string) (net.Co
 	defer stop()
 	br := bufio.NewReaderSize(conn, 64<<10)
 	header := "<?xml version='1.0'?><stream:stream to='" + domain + "' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
-	step := func(out, want string) (string, error) {
+	step := func(out string, want ...string) (string, error) {
 		if _, err := conn.Write([]byte(out)); err != nil {
 			return "", err
 		}
-		return readUntil(br, want)
+		return readUntil(br, want...)
 	}
 	fail := func(what string, err error) (net.Conn, *bufio.Reader, error) {
 		conn.Close()
@@ -354,6 +486,23 @@ func xmppLogin(ctx context.Context, addr, domain, user, password string) (net.Co
 	}
 	if !strings.Contains(got, "<mechanism>PLAIN</mechanism>") {
 		return fail("stream features", fmt.Errorf("no SASL PLAIN offered: %.300s", got))
+	}
+	if register {
+		got, err = step("<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>"+user+
+			"</username><password>"+password+"</password></query></iq>", "id='reg1'", `id="reg1"`)
+		if err == nil {
+			var rest string
+			if rest, err = readUntil(br, ">"); err == nil && !strings.HasSuffix(rest, "/>") {
+				rest, err = readUntil(br, "</iq>")
+			}
+			got += rest
+		}
+		if err != nil {
+			return fail("register", err)
+		}
+		if !strings.Contains(got, "type='result'") && !strings.Contains(got, `type="result"`) {
+			return fail("register", fmt.Errorf("refused: %.300s", got))
+		}
 	}
 	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
 	got, err = step("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+auth+"</auth>", "xmpp-sasl")
@@ -390,22 +539,24 @@ func xmppLogin(ctx context.Context, addr, domain, user, password string) (net.Co
 	return conn, br, nil
 }
 
-// readUntil reads from br up to and including want, and returns what it
-// read; at most 64 KiB.
-func readUntil(br *bufio.Reader, want string) (string, error) {
+// readUntil reads from br up to and including the first of wants, and
+// returns what it read; at most 64 KiB. It reads a byte at a time: it
+// reads only the few stanzas of a login.
+func readUntil(br *bufio.Reader, wants ...string) (string, error) {
 	var got []byte
-	last := want[len(want)-1]
 	for len(got) < 64<<10 {
-		chunk, err := br.ReadSlice(last)
-		got = append(got, chunk...)
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		c, err := br.ReadByte()
+		if err != nil {
 			return string(got), err
 		}
-		if bytes.HasSuffix(got, []byte(want)) {
-			return string(got), nil
+		got = append(got, c)
+		for _, w := range wants {
+			if bytes.HasSuffix(got, []byte(w)) {
+				return string(got), nil
+			}
 		}
 	}
-	return string(got), fmt.Errorf("no %q in the first 64 KiB", want)
+	return string(got), fmt.Errorf("none of %q in the first 64 KiB", wants)
 }
 
 // send queues one message: false if the stream has ended (counted as
@@ -539,7 +690,7 @@ var (
 // in b, in order, and returns how many bytes of b it is done with; the
 // rest (the start of an element not yet complete) is for the next read.
 // What lies between the elements (other stanzas, whitespace keepalives)
-// is skipped. Prosody writes no self-closing <message/> to a client.
+// is skipped. Neither server writes a self-closing <message/> to a client.
 func scanMessages(b []byte, fn func(stanza []byte)) int {
 	done := 0
 	for {
