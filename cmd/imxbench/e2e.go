@@ -87,6 +87,16 @@ type e2eState struct {
 	got arrivals // paced phase
 }
 
+// newE2EState is the state of a run whose receivers are the users rl of
+// domain.
+func newE2EState(o *e2eOpts, rl []string, domain string) *e2eState {
+	s := &e2eState{o: o, to: make([]string, len(rl))}
+	for i := range rl {
+		s.to[i] = rl[i] + "@" + domain
+	}
+	return s
+}
+
 // arrivals are the paced messages one receiver (or the run) got: their
 // latencies (scheduled send → receipt), and, with -latencies, their
 // scheduled send times, in the same order.
@@ -301,13 +311,7 @@ func (d *clientDriver) close() {
 }
 
 func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, error) {
-	sl, rl := make([]string, o.senders), make([]string, o.receivers)
-	for i := range sl {
-		sl[i] = fmt.Sprintf("s%d", i)
-	}
-	for i := range rl {
-		rl[i] = fmt.Sprintf("r%d", i)
-	}
+	sl, rl := e2eUsers(o)
 	specA := imxdSpec{domains: []string{"alpha.bench"}, ip: "127.0.0.2"}
 	if o.approved {
 		// The senders' accounts and approvals go into A's store before
@@ -349,10 +353,7 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	if err := w.addUsers(ctx, b, benchPassword, rl...); err != nil {
 		return nil, err
 	}
-	s := &e2eState{o: o, to: make([]string, o.receivers)}
-	for i := range rl {
-		s.to[i] = rl[i] + "@" + b.domain
-	}
+	s := newE2EState(o, rl, b.domain)
 	ctx, cancel := e2eContext(ctx, c, o)
 	defer cancel()
 	var d e2eDriver
@@ -380,6 +381,19 @@ func runE2E(ctx context.Context, c *common, w *world, o *e2eOpts) (*report, erro
 	r.figure("paced_with_attrs", "paced messages that carried the sender's attributes", s.attrs.Load(), "")
 	r.notes = append(r.notes, "latency: from a message's scheduled send time at the sending client to its arrival at the receiving client (client → A → B → client); the CPU figures cover the paced phase.")
 	return r, nil
+}
+
+// e2eUsers are the local parts of the senders' users (s0, s1, …) and of
+// the receivers' (r0, r1, …).
+func e2eUsers(o *e2eOpts) (senders, receivers []string) {
+	senders, receivers = make([]string, o.senders), make([]string, o.receivers)
+	for i := range senders {
+		senders[i] = fmt.Sprintf("s%d", i)
+	}
+	for i := range receivers {
+		receivers[i] = fmt.Sprintf("r%d", i)
+	}
+	return senders, receivers
 }
 
 // e2eContext is the deadline that every send of an e2e run shares, past

@@ -27,12 +27,8 @@ import (
 // ok for each MESSAGE, delayed up to client.DefaultAckDelay to share a
 // write as the client package does.
 type framesDriver struct {
-	s       *e2eState
-	ctx     context.Context
-	senders []*frameSession
-	recv    []*frameSession
-	next    atomic.Uint64 // round robin over the senders
-	sem     chan struct{} // a token per paced SEND waiting for its result
+	sendPool[*frameSession]
+	recv []*frameSession
 	// The sessions' writers, on long-lived goroutines: a writer started
 	// for each SEND (a new goroutine, its stack grown through the write
 	// path) was 7% of imxbench's CPU.
@@ -54,10 +50,7 @@ type frameSession struct {
 	to   string
 	tags atomic.Uint32
 
-	// Senders.
-	slots    chan struct{} // a token per paced SEND waiting for its result
-	loopWant atomic.Int32  // closed-loop SENDs to keep in flight
-	loopOut  atomic.Int32  // closed-loop SENDs in flight
+	sendLoop // senders
 
 	// Receivers.
 	mu       sync.Mutex
@@ -68,8 +61,7 @@ type frameSession struct {
 }
 
 func newFramesDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []string) (*framesDriver, error) {
-	d := &framesDriver{s: s, ctx: ctx, senders: make([]*frameSession, len(sl)), recv: make([]*frameSession, len(rl)),
-		sem: make(chan struct{}, len(sl)*c2s.DefaultMaxSendsInFlight), writers: link.NewWriterPool(0)}
+	d := &framesDriver{sendPool: newSendPool[*frameSession](ctx, s, len(sl)), recv: make([]*frameSession, len(rl)), writers: link.NewWriterPool(0)}
 	if err := parallel(ctx, len(sl), 4, func(ctx context.Context, i int) (err error) {
 		d.senders[i], err = d.dial(ctx, a, sl[i]+"@"+a.domain, s.to[i%len(s.to)])
 		return err
@@ -92,7 +84,7 @@ func newFramesDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []
 func (d *framesDriver) dial(ctx context.Context, p *imxdProc, user, to string) (*frameSession, error) {
 	fs := &frameSession{d: d, to: to}
 	if to != "" {
-		fs.slots = make(chan struct{}, c2s.DefaultMaxSendsInFlight)
+		fs.sendLoop = newSendLoop()
 	}
 	var err error
 	fs.rawSession, err = dialRaw(ctx, p, &wire.Login{User: user, Password: benchPassword, Client: "imxbench"}, link.Config{
@@ -194,19 +186,12 @@ func (fs *frameSession) response(_ *link.Conn, rec wire.Record) bool {
 	} else {
 		fs.d.s.fail("SEND answered with " + rec.Type().String())
 	}
-	if tag&tagLoop == 0 {
-		<-fs.slots
-		<-fs.d.sem
-		return true
-	}
-	// The closed loop: the next message goes at once, unless the loop is
-	// shrinking (stopLoop).
-	if fs.loopOut.Load() <= fs.loopWant.Load() && fs.send(int(fs.d.s.phase.Load()), time.Now(), true) {
-		return true
-	}
-	fs.loopOut.Add(-1)
+	fs.d.answered(fs, tag&tagLoop != 0)
 	return true
 }
+
+func (fs *frameSession) state() *sendLoop       { return &fs.sendLoop }
+func (fs *frameSession) ended() <-chan struct{} { return fs.done }
 
 // request handles the server's requests: a receiver's MESSAGEs.
 func (fs *frameSession) request(lc *link.Conn, rec wire.Record) {
@@ -265,99 +250,8 @@ func (fs *frameSession) close() {
 	fs.rawSession.close()
 }
 
-func (d *framesDriver) grow(n int) {
-	for i, fs := range d.senders {
-		// Sender i has the messages j < n with j mod senders = i.
-		want := int32((n - i + len(d.senders) - 1) / len(d.senders))
-		for fs.loopWant.Load() < want {
-			fs.loopWant.Add(1)
-			fs.loopOut.Add(1)
-			if !fs.send(int(d.s.phase.Load()), time.Now(), true) {
-				fs.loopOut.Add(-1)
-			}
-		}
-	}
-}
-
-func (d *framesDriver) stopLoop() {
-	for _, fs := range d.senders {
-		fs.loopWant.Store(0)
-	}
-	for _, fs := range d.senders {
-		for fs.loopOut.Load() > 0 {
-			select {
-			case <-fs.done:
-				fs.loopOut.Store(0)
-			case <-d.ctx.Done():
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-}
-
-// pace sends each job on the next sender with room: at most inFlight
-// SENDs in all, and the sessions' own limit each, wait for their results.
-func (d *framesDriver) pace(jobs <-chan time.Time, inFlight int) {
-	// The tokens beyond inFlight are taken for the phase.
-	for range cap(d.sem) - min(inFlight, cap(d.sem)) {
-		d.sem <- struct{}{}
-	}
-	for sched := range jobs {
-		select {
-		case d.sem <- struct{}{}:
-		case <-d.ctx.Done():
-			return
-		}
-		fs := d.pick()
-		if fs == nil {
-			return
-		}
-		if !fs.send(phasePaced, sched, false) {
-			<-fs.slots
-			<-d.sem
-		}
-	}
-	// Every result has come when every token is back.
-	for range min(inFlight, cap(d.sem)) {
-		select {
-		case d.sem <- struct{}{}:
-		case <-d.ctx.Done():
-			return
-		}
-	}
-}
-
-// pick takes a slot on the next sender in turn that has one, or waits for
-// one on the sender whose turn it is.
-func (d *framesDriver) pick() *frameSession {
-	n := uint64(len(d.senders))
-	first := d.next.Add(1)
-	for k := range n {
-		fs := d.senders[(first+k)%n]
-		select {
-		case fs.slots <- struct{}{}:
-			return fs
-		default:
-		}
-	}
-	fs := d.senders[first%n]
-	select {
-	case fs.slots <- struct{}{}:
-		return fs
-	case <-d.ctx.Done():
-		return nil
-	}
-}
-
 func (d *framesDriver) close() {
-	var wg sync.WaitGroup
-	for _, fs := range append(append([]*frameSession(nil), d.senders...), d.recv...) {
-		if fs != nil {
-			wg.Go(fs.close)
-		}
-	}
-	wg.Wait()
+	closeSessions(d.senders, d.recv)
 	d.writers.Close()
 	d.writers.Wait()
 	for _, fs := range d.recv {

@@ -127,6 +127,17 @@ func freeAddr(ip string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// freeAddrs sets each of addrs to a free address on ip (ip:port).
+func freeAddrs(ip string, addrs ...*string) error {
+	for _, a := range addrs {
+		var err error
+		if *a, err = freeAddr(ip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // start writes a configuration for domain on ip (plus extra lines in the
 // [[domain]] table), publishes the domain's records, starts imxd and waits
 // until it is ready.
@@ -162,11 +173,8 @@ func (w *world) startSpec(ctx context.Context, sp imxdSpec) (*imxdProc, error) {
 	}
 	domain, ip := sp.domains[0], sp.ip
 	p := &imxdProc{domain: domain, exited: make(chan struct{})}
-	for _, a := range []*string{&p.server, &p.client, &p.admin} {
-		var err error
-		if *a, err = freeAddr(ip); err != nil {
-			return nil, err
-		}
+	if err := freeAddrs(ip, &p.server, &p.client, &p.admin); err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(w.dir, domain)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

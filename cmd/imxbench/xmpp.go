@@ -138,13 +138,7 @@ func checkUnbound(ctx context.Context, bin string) error {
 var errUnavailable = errors.New("scenario not available")
 
 func runXMPP(ctx context.Context, c *common, w *world, o *e2eOpts, x *xmppOpts) (*report, error) {
-	sl, rl := make([]string, o.senders), make([]string, o.receivers)
-	for i := range sl {
-		sl[i] = fmt.Sprintf("s%d", i)
-	}
-	for i := range rl {
-		rl[i] = fmt.Sprintf("r%d", i)
-	}
+	sl, rl := e2eUsers(o)
 	start := func(domain, ip string, users []string) (*imxdProc, error) {
 		if x.server == "ejabberd" {
 			return w.startEjabberd(ctx, x, domain, ip)
@@ -159,10 +153,7 @@ func runXMPP(ctx context.Context, c *common, w *world, o *e2eOpts, x *xmppOpts) 
 	if err != nil {
 		return nil, err
 	}
-	s := &e2eState{o: o, to: make([]string, o.receivers)}
-	for i := range rl {
-		s.to[i] = rl[i] + "@" + b.domain
-	}
+	s := newE2EState(o, rl, b.domain)
 	ctx, cancel := e2eContext(ctx, c, o)
 	defer cancel()
 	d, err := newXMPPDriver(ctx, s, a, b, sl, rl, x.server == "ejabberd")
@@ -198,11 +189,8 @@ func packageVersion(server string) string {
 // waits until its client port answers.
 func (w *world) startProsody(ctx context.Context, bin, domain, ip string, users []string, nagle bool) (*imxdProc, error) {
 	p := &imxdProc{kind: "prosody", domain: domain, exited: make(chan struct{})}
-	for _, a := range []*string{&p.server, &p.client} {
-		var err error
-		if *a, err = freeAddr(ip); err != nil {
-			return nil, err
-		}
+	if err := freeAddrs(ip, &p.server, &p.client); err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(w.dir, domain)
 	accounts := filepath.Join(dir, "data", prosodyEscape(domain), "accounts")
@@ -281,11 +269,8 @@ func prosodyEscape(s string) string {
 // client port answers. Its users register in band.
 func (w *world) startEjabberd(ctx context.Context, x *xmppOpts, domain, ip string) (*imxdProc, error) {
 	p := &imxdProc{kind: "ejabberd", domain: domain, exited: make(chan struct{})}
-	for _, a := range []*string{&p.server, &p.client} {
-		var err error
-		if *a, err = freeAddr(ip); err != nil {
-			return nil, err
-		}
+	if err := freeAddrs(ip, &p.server, &p.client); err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(w.dir, domain)
 	for _, d := range []string{filepath.Join(dir, "spool"), filepath.Join(dir, "logs")} {
@@ -381,12 +366,8 @@ func portReady(ctx context.Context, p *imxdProc) bool {
 // driver does the imx frames, and finds each message's body and id by
 // searching the bytes, without an XML parser.
 type xmppDriver struct {
-	s       *e2eState
-	ctx     context.Context
-	senders []*xmppSession
-	recv    []*xmppSession
-	next    atomic.Uint64 // round robin over the senders
-	sem     chan struct{} // a token per paced message not yet read
+	sendPool[*xmppSession]
+	recv []*xmppSession
 	// register: each session registers its user in band before it logs
 	// in (ejabberd, whose accounts are not written before it starts).
 	register bool
@@ -408,18 +389,14 @@ type xmppSession struct {
 	wdone   chan struct{} // the writer has ended
 	rdone   chan struct{} // the reader has ended
 
-	// Senders.
-	slots    chan struct{} // a token per paced message not yet read
-	loopWant atomic.Int32  // closed-loop messages to keep in flight
-	loopOut  atomic.Int32  // closed-loop messages in flight
+	sendLoop // senders: a message's result is its receiver's read
 
 	// Receivers (their reader goroutine only).
 	got arrivals
 }
 
 func newXMPPDriver(ctx context.Context, s *e2eState, a, b *imxdProc, sl, rl []string, register bool) (*xmppDriver, error) {
-	d := &xmppDriver{s: s, ctx: ctx, senders: make([]*xmppSession, len(sl)), recv: make([]*xmppSession, len(rl)),
-		sem: make(chan struct{}, len(sl)*c2s.DefaultMaxSendsInFlight), register: register}
+	d := &xmppDriver{sendPool: newSendPool[*xmppSession](ctx, s, len(sl)), recv: make([]*xmppSession, len(rl)), register: register}
 	if err := parallel(ctx, len(sl), 4, func(ctx context.Context, i int) (err error) {
 		d.senders[i], err = d.dial(ctx, a, i, sl[i], s.to[i%len(s.to)])
 		return err
@@ -447,7 +424,7 @@ func (d *xmppDriver) dial(ctx context.Context, p *imxdProc, idx int, user, to st
 	xs := &xmppSession{d: d, idx: idx, to: to, conn: conn, br: br,
 		kick: make(chan struct{}, 1), wdone: make(chan struct{}), rdone: make(chan struct{})}
 	if to != "" {
-		xs.slots = make(chan struct{}, c2s.DefaultMaxSendsInFlight)
+		xs.sendLoop = newSendLoop()
 	}
 	go xs.writeLoop()
 	go xs.readLoop()
@@ -658,7 +635,7 @@ func (xs *xmppSession) message(st []byte, now time.Time) {
 		d.s.arrived(body, false, now, &xs.got)
 		d.s.ok.Add(1)
 	}
-	d.senders[idx].delivered(id[0] == 'L')
+	d.answered(d.senders[idx], id[0] == 'L')
 }
 
 // xmppIsError reports whether a stanza's start tag has type='error'.
@@ -667,19 +644,8 @@ func xmppIsError(st []byte) bool {
 	return bytes.Contains(tag, []byte(" type='error'")) || bytes.Contains(tag, []byte(` type="error"`))
 }
 
-// delivered is the sender's side of a message read by its receiver: as
-// frameSession.response is for a RESULT.
-func (xs *xmppSession) delivered(loop bool) {
-	if !loop {
-		<-xs.slots
-		<-xs.d.sem
-		return
-	}
-	if xs.loopOut.Load() <= xs.loopWant.Load() && xs.send(int(xs.d.s.phase.Load()), time.Now(), true) {
-		return
-	}
-	xs.loopOut.Add(-1)
-}
+func (xs *xmppSession) state() *sendLoop       { return &xs.sendLoop }
+func (xs *xmppSession) ended() <-chan struct{} { return xs.rdone }
 
 var (
 	xmppMessageOpen  = []byte("<message")
@@ -740,99 +706,11 @@ func parseXMPPMessage(st []byte) (id, body []byte, ok bool) {
 	return id, rest[:j], id != nil
 }
 
-func (d *xmppDriver) grow(n int) {
-	for i, xs := range d.senders {
-		want := int32((n - i + len(d.senders) - 1) / len(d.senders))
-		for xs.loopWant.Load() < want {
-			xs.loopWant.Add(1)
-			xs.loopOut.Add(1)
-			if !xs.send(int(d.s.phase.Load()), time.Now(), true) {
-				xs.loopOut.Add(-1)
-			}
-		}
-	}
-}
-
-func (d *xmppDriver) stopLoop() {
-	for _, xs := range d.senders {
-		xs.loopWant.Store(0)
-	}
-	for _, xs := range d.senders {
-		for xs.loopOut.Load() > 0 {
-			select {
-			case <-xs.rdone:
-				xs.loopOut.Store(0)
-			case <-d.ctx.Done():
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-}
-
-// pace is framesDriver.pace over XMPP: the same tokens, given back when
-// the receiver reads the message.
-func (d *xmppDriver) pace(jobs <-chan time.Time, inFlight int) {
-	for range cap(d.sem) - min(inFlight, cap(d.sem)) {
-		d.sem <- struct{}{}
-	}
-	for sched := range jobs {
-		select {
-		case d.sem <- struct{}{}:
-		case <-d.ctx.Done():
-			return
-		}
-		xs := d.pick()
-		if xs == nil {
-			return
-		}
-		if !xs.send(phasePaced, sched, false) {
-			<-xs.slots
-			<-d.sem
-		}
-	}
-	for range min(inFlight, cap(d.sem)) {
-		select {
-		case d.sem <- struct{}{}:
-		case <-d.ctx.Done():
-			return
-		}
-	}
-}
-
-// pick takes a slot on the next sender in turn that has one, or waits for
-// one on the sender whose turn it is.
-func (d *xmppDriver) pick() *xmppSession {
-	n := uint64(len(d.senders))
-	first := d.next.Add(1)
-	for k := range n {
-		xs := d.senders[(first+k)%n]
-		select {
-		case xs.slots <- struct{}{}:
-			return xs
-		default:
-		}
-	}
-	xs := d.senders[first%n]
-	select {
-	case xs.slots <- struct{}{}:
-		return xs
-	case <-d.ctx.Done():
-		return nil
-	}
-}
-
 // close ends every stream (</stream:stream>, then the connection once the
 // server has closed its side, or after 5 s) and keeps the receivers'
 // latencies.
 func (d *xmppDriver) close() {
-	var wg sync.WaitGroup
-	for _, xs := range append(append([]*xmppSession(nil), d.senders...), d.recv...) {
-		if xs != nil {
-			wg.Go(xs.close)
-		}
-	}
-	wg.Wait()
+	closeSessions(d.senders, d.recv)
 	for _, xs := range d.recv {
 		if xs != nil {
 			d.s.keep(xs.got)
