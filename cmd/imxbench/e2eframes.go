@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,7 +252,8 @@ func (fs *frameSession) close() {
 }
 
 func (d *framesDriver) close() {
-	closeSessions(d.senders, d.recv)
+	all := append(slices.Clone(d.senders), d.recv...)
+	closeEach(all, len(all), (*frameSession).close)
 	d.writers.Close()
 	d.writers.Wait()
 	for _, fs := range d.recv {

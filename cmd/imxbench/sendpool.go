@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -150,22 +149,4 @@ func (d *sendPool[S]) pick() (S, bool) {
 		var none S
 		return none, false
 	}
-}
-
-// closeSessions closes every session of lists that is set, all at once,
-// and waits for them.
-func closeSessions[S interface {
-	comparable
-	close()
-}](lists ...[]S) {
-	var none S
-	var wg sync.WaitGroup
-	for _, l := range lists {
-		for _, x := range l {
-			if x != none {
-				wg.Go(x.close)
-			}
-		}
-	}
-	wg.Wait()
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -710,7 +711,8 @@ func parseXMPPMessage(st []byte) (id, body []byte, ok bool) {
 // server has closed its side, or after 5 s) and keeps the receivers'
 // latencies.
 func (d *xmppDriver) close() {
-	closeSessions(d.senders, d.recv)
+	all := append(slices.Clone(d.senders), d.recv...)
+	closeEach(all, len(all), (*xmppSession).close)
 	for _, xs := range d.recv {
 		if xs != nil {
 			d.s.keep(xs.got)
