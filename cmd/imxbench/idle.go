@@ -6,38 +6,151 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/imxproject/imx/addr"
 	"github.com/imxproject/imx/client"
 )
 
 func idleFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
 	n := fs.Int("n", 10000, "idle client sessions")
 	conc := fs.Int("concurrency", 64, "sessions opened at once")
+	distinct := fs.Bool("distinct", false, "imxd: each session a user of its own (accounts and session tokens written into the store before imxd starts), as the XMPP servers' runs always are; by default the n sessions are one user's")
+	var x xmppOpts
+	x.register(fs, "imxd", "imxd, prosody or ejabberd")
 	return func(ctx context.Context, c *common, w *world) (*report, error) {
 		if *n < 2 || *conc < 1 {
 			return nil, errors.New("need -n ≥ 2 and -concurrency ≥ 1")
 		}
-		return runIdle(ctx, c, w, *n, *conc)
+		if x.server == "imxd" {
+			return runIdle(ctx, c, w, *n, *conc, *distinct)
+		}
+		if err := x.resolve(ctx); err != nil {
+			return nil, err
+		}
+		return runIdleXMPP(ctx, c, w, *n, *conc, &x)
 	}
+}
+
+// runIdleXMPP is runIdle for an XMPP server: n users, each with one
+// session (a client stream, logged in, resource bound, available), the
+// first opened before the baseline. There is no Go heap to read, only
+// VmRSS.
+func runIdleXMPP(ctx context.Context, c *common, w *world, n, conc int, x *xmppOpts) (*report, error) {
+	users := make([]string, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%d", i)
+	}
+	p, err := x.start(ctx, w, "idle.bench", "127.0.0.2", users)
+	if err != nil {
+		return nil, err
+	}
+	register := x.server == "ejabberd"
+	conns := make([]net.Conn, n)
+	ended := make([]atomic.Bool, n)
+	var readers sync.WaitGroup
+	defer func() {
+		closeEach(conns, conc, func(c net.Conn) { c.Close() })
+		readers.Wait()
+	}()
+	open := func(ctx context.Context, i int) error {
+		conn, br, err := xmppLogin(ctx, p.client, p.domain, users[i], benchPassword, register)
+		if err != nil {
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+		conns[i] = conn
+		// Read what the server sends (its presence, keepalives) with a
+		// small buffer, until the stream ends.
+		readers.Go(func() {
+			buf := make([]byte, 512)
+			for {
+				if _, err := br.Read(buf); err != nil {
+					ended[i].Store(true)
+					return
+				}
+			}
+		})
+		return nil
+	}
+	if err := open(ctx, 0); err != nil {
+		return nil, err
+	}
+	if err := sleepCtx(ctx, c.warmup); err != nil {
+		return nil, err
+	}
+	rss0, err := procRSS(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if err := parallel(ctx, n-1, conc, func(ctx context.Context, i int) error { return open(ctx, i+1) }); err != nil {
+		return nil, err
+	}
+	openTime := time.Since(t0)
+
+	r := &report{scenario: "idle"}
+	r.param("server", "server", packageVersion(x.server))
+	r.param("sessions", "idle sessions", n)
+	r.param("warmup_s", "warm-up", c.warmup.Seconds())
+	r.param("duration_s", "idle for", c.duration.Seconds())
+	cpu := w.startCPU()
+	if err := sleepCtx(ctx, c.duration); err != nil {
+		return nil, err
+	}
+	rss1, err := procRSS(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	cpu.stop(r)
+	closed := 0
+	for i := range ended {
+		if ended[i].Load() {
+			closed++
+		}
+	}
+	per := float64(rss1-rss0) / float64(n-1)
+	opened := float64(n - 1)
+	r.figure("open_rate", "sessions opened per second", round(opened/openTime.Seconds(), 1), fmt.Sprintf("%.0f/s (%.2f s for %d)", opened/openTime.Seconds(), openTime.Seconds(), n-1))
+	r.figure("rss_before", x.server+" VmRSS, 1 session", rss0, fmt.Sprintf("%.1f MiB", float64(rss0)/(1<<20)))
+	r.figure("rss_after", x.server+" VmRSS, n sessions, at the end", rss1, fmt.Sprintf("%.1f MiB", float64(rss1)/(1<<20)))
+	r.figure("bytes_per_session", x.server+" memory per idle session", round(per, 0), fmt.Sprintf("%.0f bytes (%.1f KiB)", per, per/1024))
+	r.figure("errors", "sessions ended while idle", closed, "")
+	r.notes = append(r.notes, "memory per session: (VmRSS with n sessions idle − VmRSS with one) / (n − 1), as for imxd; each session is a user of its own, logged in with SASL PLAIN, with a bound resource and its initial presence sent.")
+	return r, nil
 }
 
 // runIdle opens n sessions of one user on one imxd (the first logs in with
 // the password and is remembered, the others resume with its token, so
-// that argon2id runs once), keeps them idle for the duration, and reports
-// imxd's VmRSS growth per session.
-func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, error) {
-	p, err := w.start(ctx, "idle.bench", "127.0.0.2", "", "")
+// that argon2id runs once), or with distinct, of n users (each resumes a
+// token written into the store before imxd starts), keeps them idle for
+// the duration, and reports imxd's VmRSS growth per session.
+func runIdle(ctx context.Context, c *common, w *world, n, conc int, distinct bool) (*report, error) {
+	users, tokens := make([]string, n), make([][]byte, n)
+	spec := imxdSpec{domains: []string{"idle.bench"}, ip: "127.0.0.2"}
+	if distinct {
+		spec.prepare = func(ctx context.Context, path string) error {
+			st, err := openStore(ctx, path)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return parallel(ctx, n, 8, func(ctx context.Context, i int) (err error) {
+				a := addr.MustParse(fmt.Sprintf("u%d@idle.bench", i))
+				users[i] = a.String()
+				tokens[i], err = newSession(ctx, st, a)
+				return err
+			})
+		}
+	}
+	p, err := w.startSpec(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.addUsers(ctx, p, benchPassword, "idle"); err != nil {
-		return nil, err
-	}
-	user := "idle@" + p.domain
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	first, err := client.Dial(lctx, "ws://"+p.client+"/imx", nil)
 	if err != nil {
@@ -45,7 +158,20 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 		return nil, err
 	}
 	defer first.Close()
-	sess, err := first.Login(lctx, user, benchPassword, true)
+	if distinct {
+		_, err = first.Resume(lctx, users[0], tokens[0])
+	} else {
+		err = w.addUsers(lctx, p, benchPassword, "idle")
+		if err == nil {
+			var sess client.Session
+			sess, err = first.Login(lctx, "idle@"+p.domain, benchPassword, true)
+			if err == nil {
+				for i := range users {
+					users[i], tokens[i] = "idle@"+p.domain, sess.Token
+				}
+			}
+		}
+	}
 	cancel()
 	if err != nil {
 		return nil, err
@@ -77,7 +203,7 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 		if err != nil {
 			return fmt.Errorf("session %d: %w", i, err)
 		}
-		if _, err := cl.Resume(ctx, user, sess.Token); err != nil {
+		if _, err := cl.Resume(ctx, users[i+1], tokens[i+1]); err != nil {
 			cl.Close()
 			return fmt.Errorf("session %d: %w", i, err)
 		}
@@ -89,7 +215,9 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int) (*report, er
 	openTime := time.Since(t0)
 
 	r := &report{scenario: "idle"}
+	r.param("server", "server", "imxd")
 	r.param("sessions", "idle sessions", n)
+	r.param("distinct", "a user per session", distinct)
 	r.param("warmup_s", "warm-up", c.warmup.Seconds())
 	r.param("duration_s", "idle for", c.duration.Seconds())
 	cpu := w.startCPU()

@@ -23,7 +23,8 @@
 //	        default), or between two s2s nodes inside imxbench over loopback
 //	        (-mode link: the connection alone, no imxd)
 //	idle    N idle logged-in client sessions on one imxd: its memory (VmRSS)
-//	        per session, and its CPU while they idle
+//	        per session, and its CPU while they idle; -server prosody or
+//	        ejabberd: the same for an XMPP server, a user per session
 //	auth    new domain pairs authenticated per second: an s2s node run by
 //	        imxbench, serving many domains, authenticates each against an
 //	        imxd by dial-back (DNS lookup included)
@@ -93,7 +94,8 @@ scenarios:
           the latency distribution at half that rate (-paced)
   s2s     MESSAGE frames over one authenticated server connection
           (-mode imxd: into a real imxd; -mode link: two s2s nodes in imxbench)
-  idle    N idle client sessions: imxd memory per session
+  idle    N idle client sessions: imxd memory per session (-server prosody
+          or ejabberd: an XMPP server's)
   auth    new domain pairs authenticated per second against an imxd
   fanout  one presence change to W watchers over D domains: time until all
           are notified; then the frames/s that subscription renewals cost

@@ -60,13 +60,59 @@ type xmppOpts struct {
 	nagle   bool
 }
 
-func xmppFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
-	var o e2eOpts
-	var x xmppOpts
-	fs.StringVar(&x.server, "server", "prosody", "the XMPP server: prosody or ejabberd (Debian's packages)")
+// register adds the flags that choose and set up the XMPP server; the
+// server's default is def.
+func (x *xmppOpts) register(fs *flag.FlagSet, def, servers string) {
+	fs.StringVar(&x.server, "server", def, "the server: "+servers+" (Prosody and ejabberd: Debian's packages)")
 	fs.StringVar(&x.prosody, "prosody", "prosody", "the prosody binary (Debian: apt-get install prosody lua-unbound)")
 	fs.StringVar(&x.erl, "erl", "erl", "the Erlang runtime that runs ejabberd (Debian: apt-get install ejabberd)")
 	fs.BoolVar(&x.nagle, "nagle", false, "leave Nagle's algorithm on in the XMPP servers, their default (Prosody: network_settings.nagle; ejabberd: Erlang's nodelay); off, as in imxd, unless set")
+}
+
+// resolve finds the XMPP server's programs; errUnavailable when they are
+// not installed.
+func (x *xmppOpts) resolve(ctx context.Context) error {
+	switch x.server {
+	case "prosody":
+		bin, err := exec.LookPath(x.prosody)
+		if err != nil {
+			return fmt.Errorf("%w: %v (on Debian: apt-get install prosody lua-unbound)", errUnavailable, err)
+		}
+		if err := checkUnbound(ctx, bin); err != nil {
+			return err
+		}
+		x.prosody = bin
+	case "ejabberd":
+		bin, err := exec.LookPath(x.erl)
+		if err != nil {
+			return fmt.Errorf("%w: %v (on Debian: apt-get install ejabberd)", errUnavailable, err)
+		}
+		x.erl = bin
+		apps, _ := filepath.Glob("/usr/lib/*/ejabberd-*/ebin/ejabberd.app")
+		if len(apps) == 0 {
+			return fmt.Errorf("%w: no ejabberd under /usr/lib/*/ejabberd-*/ (on Debian: apt-get install ejabberd)", errUnavailable)
+		}
+		x.erlLibs = filepath.Dir(filepath.Dir(filepath.Dir(apps[0])))
+	default:
+		return fmt.Errorf("-server is prosody or ejabberd, not %q", x.server)
+	}
+	return nil
+}
+
+// start starts the XMPP server for domain on ip; users are the local
+// parts of its accounts (for Prosody, written before it starts; ejabberd's
+// sessions register theirs).
+func (x *xmppOpts) start(ctx context.Context, w *world, domain, ip string, users []string) (*imxdProc, error) {
+	if x.server == "ejabberd" {
+		return w.startEjabberd(ctx, x, domain, ip)
+	}
+	return w.startProsody(ctx, x.prosody, domain, ip, users, x.nagle)
+}
+
+func xmppFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report, error) {
+	var o e2eOpts
+	var x xmppOpts
+	x.register(fs, "prosody", "prosody or ejabberd")
 	fs.IntVar(&o.senders, "senders", 8, "sending client sessions on domain A, one user each")
 	fs.IntVar(&o.receivers, "receivers", 8, "receiving client sessions on domain B, one user each")
 	fs.IntVar(&o.maxConc, "max-concurrency", 0, "the most messages in flight while ramping (0, and at most: -senders × c2s.DefaultMaxSendsInFlight, as e2e)")
@@ -82,29 +128,8 @@ func xmppFlags(fs *flag.FlagSet) func(context.Context, *common, *world) (*report
 		if o.senders < 1 || o.receivers < 1 || o.maxConc < 1 || o.step <= 0 || o.size < 40 || o.paced <= 0 || o.paced > 1 || o.rate < 0 {
 			return nil, fmt.Errorf("need -senders, -receivers, -max-concurrency ≥ 1, -step > 0, -size ≥ 40, 0 < -paced ≤ 1, -rate ≥ 0")
 		}
-		switch x.server {
-		case "prosody":
-			bin, err := exec.LookPath(x.prosody)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v (on Debian: apt-get install prosody lua-unbound)", errUnavailable, err)
-			}
-			if err := checkUnbound(ctx, bin); err != nil {
-				return nil, err
-			}
-			x.prosody = bin
-		case "ejabberd":
-			bin, err := exec.LookPath(x.erl)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v (on Debian: apt-get install ejabberd)", errUnavailable, err)
-			}
-			x.erl = bin
-			apps, _ := filepath.Glob("/usr/lib/*/ejabberd-*/ebin/ejabberd.app")
-			if len(apps) == 0 {
-				return nil, fmt.Errorf("%w: no ejabberd under /usr/lib/*/ejabberd-*/ (on Debian: apt-get install ejabberd)", errUnavailable)
-			}
-			x.erlLibs = filepath.Dir(filepath.Dir(filepath.Dir(apps[0])))
-		default:
-			return nil, fmt.Errorf("-server is prosody or ejabberd, not %q", x.server)
+		if err := x.resolve(ctx); err != nil {
+			return nil, err
 		}
 		return runXMPP(ctx, c, w, &o, &x)
 	}
@@ -140,17 +165,11 @@ var errUnavailable = errors.New("scenario not available")
 
 func runXMPP(ctx context.Context, c *common, w *world, o *e2eOpts, x *xmppOpts) (*report, error) {
 	sl, rl := e2eUsers(o)
-	start := func(domain, ip string, users []string) (*imxdProc, error) {
-		if x.server == "ejabberd" {
-			return w.startEjabberd(ctx, x, domain, ip)
-		}
-		return w.startProsody(ctx, x.prosody, domain, ip, users, x.nagle)
-	}
-	a, err := start("alpha.bench", "127.0.0.2", sl)
+	a, err := x.start(ctx, w, "alpha.bench", "127.0.0.2", sl)
 	if err != nil {
 		return nil, err
 	}
-	b, err := start("beta.bench", "127.0.0.3", rl)
+	b, err := x.start(ctx, w, "beta.bench", "127.0.0.3", rl)
 	if err != nil {
 		return nil, err
 	}
