@@ -705,6 +705,8 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 	return c.Err()
 }
 
+// checkEvery is how long until the next check of the timers: half the
+// keepalive, a quarter of the idle timeout, aligned (alignedDelay).
 func (c *Conn) checkEvery() time.Duration {
 	d := time.Hour
 	if c.cfg.KeepAlive > 0 {
@@ -713,7 +715,21 @@ func (c *Conn) checkEvery() time.Duration {
 	if c.cfg.IdleTimeout > 0 {
 		d = min(d, max(c.cfg.IdleTimeout/4, time.Millisecond))
 	}
-	return max(d, time.Millisecond)
+	return alignedDelay(time.Now(), max(d, time.Millisecond))
+}
+
+// alignedDelay is a delay from now of d and at most a sixteenth of d more,
+// ending on a multiple of d/16 since the zero time: the timers of all the
+// connections with the same settings fire at the same instants. So the
+// checks of many idle connections share a wake-up of the process, where
+// each woke it on its own: 10,000 idle client sessions at the default
+// keepalive made 667 wake-ups a second. Under 16 ms, d is left as it is.
+func alignedDelay(now time.Time, d time.Duration) time.Duration {
+	grid := d / 16
+	if grid < time.Millisecond {
+		return d
+	}
+	return now.Add(d).Truncate(grid).Add(grid).Sub(now)
 }
 
 // checkTimers runs on a timer: keepalive PINGs, dead peers, idle close.
