@@ -715,7 +715,7 @@ func (c *Conn) checkEvery() time.Duration {
 	if c.cfg.IdleTimeout > 0 {
 		d = min(d, max(c.cfg.IdleTimeout/4, time.Millisecond))
 	}
-	return alignedDelay(time.Now(), max(d, time.Millisecond))
+	return alignedDelay(time.Now(), max(d, time.Millisecond), !c.initiator)
 }
 
 // alignedDelay is a delay from now of d and at most a sixteenth of d more,
@@ -724,12 +724,21 @@ func (c *Conn) checkEvery() time.Duration {
 // checks of many idle connections share a wake-up of the process, where
 // each woke it on its own: 10,000 idle client sessions at the default
 // keepalive made 667 wake-ups a second. Under 16 ms, d is left as it is.
-func alignedDelay(now time.Time, d time.Duration) time.Duration {
+//
+// The accepting side's instants are half a sixteenth later (late), so
+// that the two ends of a quiet connection, whose clocks agree, do not
+// both find it silent at the same instant and both send a PING: the later
+// one has the earlier one's PING by then.
+func alignedDelay(now time.Time, d time.Duration, late bool) time.Duration {
 	grid := d / 16
 	if grid < time.Millisecond {
 		return d
 	}
-	return now.Add(d).Truncate(grid).Add(grid).Sub(now)
+	var shift time.Duration
+	if late {
+		shift = grid / 2
+	}
+	return now.Add(d - shift).Truncate(grid).Add(grid + shift).Sub(now)
 }
 
 // checkTimers runs on a timer: keepalive PINGs, dead peers, idle close.

@@ -769,29 +769,40 @@ func TestResponsesHook(t *testing.T) {
 	}
 }
 
-// TestAlignedDelay: the delay is d and at most d/16 more, and two
-// connections whose timers start within the same sixteenth of d fire at
-// the same instant.
+// TestAlignedDelay: the delay is d and at most d/16 more; two connections
+// whose timers start within the same sixteenth of d fire at the same
+// instant; and the accepting side's instants fall half a sixteenth after
+// the initiating side's.
 func TestAlignedDelay(t *testing.T) {
 	base := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	for _, d := range []time.Duration{15 * time.Second, 50 * time.Millisecond, 16 * time.Millisecond, time.Hour} {
 		grid := d / 16
-		fire := map[time.Time]int{}
-		for i := range 160 {
-			now := base.Add(time.Duration(i) * grid / 10) // ten starts per sixteenth
-			got := alignedDelay(now, d)
-			if got <= d || got > d+grid {
-				t.Fatalf("d %v, now +%v: delay %v, want in (%v, %v]", d, now.Sub(base), got, d, d+grid)
+		for _, late := range []bool{false, true} {
+			fire := map[time.Time]int{}
+			for i := range 160 {
+				now := base.Add(time.Duration(i) * grid / 10) // ten starts per sixteenth
+				got := alignedDelay(now, d, late)
+				if got <= d || got > d+grid {
+					t.Fatalf("d %v, late %v, now +%v: delay %v, want in (%v, %v]", d, late, now.Sub(base), got, d, d+grid)
+				}
+				at := now.Add(got)
+				want := time.Duration(0)
+				if late {
+					want = grid / 2
+				}
+				if off := at.Sub(at.Truncate(grid)); off != want {
+					t.Fatalf("d %v, late %v: fires %v into its sixteenth, want %v", d, late, off, want)
+				}
+				fire[at]++
 			}
-			fire[now.Add(got)]++
-		}
-		// 160 starts over 16 sixteenths fire at 16 or 17 instants.
-		if len(fire) > 17 {
-			t.Errorf("d %v: 160 timers fire at %d instants, want at most 17", d, len(fire))
+			// 160 starts over 16 sixteenths fire at 16 or 17 instants.
+			if len(fire) > 17 {
+				t.Errorf("d %v, late %v: 160 timers fire at %d instants, want at most 17", d, late, len(fire))
+			}
 		}
 	}
 	for _, d := range []time.Duration{time.Millisecond, 15 * time.Millisecond} {
-		if got := alignedDelay(base.Add(123456), d); got != d {
+		if got := alignedDelay(base.Add(123456), d, true); got != d {
 			t.Errorf("d %v: delay %v, want it unchanged", d, got)
 		}
 	}
