@@ -113,12 +113,7 @@ func runIdleXMPP(ctx context.Context, c *common, w *world, n, conc int, x *xmppO
 			closed++
 		}
 	}
-	per := float64(rss1-rss0) / float64(n-1)
-	opened := float64(n - 1)
-	r.figure("open_rate", "sessions opened per second", round(opened/openTime.Seconds(), 1), fmt.Sprintf("%.0f/s (%.2f s for %d)", opened/openTime.Seconds(), openTime.Seconds(), n-1))
-	r.figure("rss_before", x.server+" VmRSS, 1 session", rss0, fmt.Sprintf("%.1f MiB", float64(rss0)/(1<<20)))
-	r.figure("rss_after", x.server+" VmRSS, n sessions, at the end", rss1, fmt.Sprintf("%.1f MiB", float64(rss1)/(1<<20)))
-	r.figure("bytes_per_session", x.server+" memory per idle session", round(per, 0), fmt.Sprintf("%.0f bytes (%.1f KiB)", per, per/1024))
+	idleFigures(r, x.server, "sessions opened per second", n, openTime, rss0, rss1)
 	r.figure("errors", "sessions ended while idle", closed, "")
 	r.notes = append(r.notes, "memory per session: (VmRSS with n sessions idle − VmRSS with one) / (n − 1), as for imxd; each session is a user of its own, logged in with SASL PLAIN, with a bound resource and its initial presence sent.")
 	return r, nil
@@ -243,12 +238,7 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int, distinct boo
 	cpu.stop(r)
 	var self1 runtime.MemStats
 	runtime.ReadMemStats(&self1)
-	per := float64(rss1-rss0) / float64(max(n-1, 1))
-	opened := float64(n - 1)
-	r.figure("open_rate", "sessions opened (resumed) per second", round(opened/openTime.Seconds(), 1), fmt.Sprintf("%.0f/s (%.2f s for %d)", opened/openTime.Seconds(), openTime.Seconds(), n-1))
-	r.figure("rss_before", "imxd VmRSS, 1 session", rss0, fmt.Sprintf("%.1f MiB", float64(rss0)/(1<<20)))
-	r.figure("rss_after", "imxd VmRSS, n sessions, at the end", rss1, fmt.Sprintf("%.1f MiB", float64(rss1)/(1<<20)))
-	r.figure("bytes_per_session", "imxd memory per idle session", round(per, 0), fmt.Sprintf("%.0f bytes (%.1f KiB)", per, per/1024))
+	idleFigures(r, "imxd", "sessions opened (resumed) per second", n, openTime, rss0, rss1)
 	heapPer := (mem1.heap - mem0.heap) / float64(max(n-1, 1))
 	stackPer := (mem1.stack - mem0.stack) / float64(max(n-1, 1))
 	r.figure("go_bytes_per_session", "imxd Go heap + stacks in use per session, after a GC", round(heapPer+stackPer, 0),
@@ -261,6 +251,18 @@ func runIdle(ctx context.Context, c *common, w *world, n, conc int, distinct boo
 	r.notes = append(r.notes, "memory per session: (imxd VmRSS with n sessions idle − VmRSS with one) / (n − 1); the Go heap's GC headroom is part of it, as it is of a running server's footprint.",
 		"Go heap + stacks: from imxd's /metrics (go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes) right after a GC forced through /debug/pprof/heap?gc=1, with 1 session and with n.")
 	return r, nil
+}
+
+// idleFigures adds the figures that every idle run has to r: how fast the
+// n − 1 sessions after the first opened (openLabel), and server's VmRSS
+// with one session and with n, and its growth per session.
+func idleFigures(r *report, server, openLabel string, n int, openTime time.Duration, rss0, rss1 int64) {
+	opened := float64(n - 1)
+	per := float64(rss1-rss0) / opened
+	r.figure("open_rate", openLabel, round(opened/openTime.Seconds(), 1), fmt.Sprintf("%.0f/s (%.2f s for %d)", opened/openTime.Seconds(), openTime.Seconds(), n-1))
+	r.figure("rss_before", server+" VmRSS, 1 session", rss0, fmt.Sprintf("%.1f MiB", float64(rss0)/(1<<20)))
+	r.figure("rss_after", server+" VmRSS, n sessions, at the end", rss1, fmt.Sprintf("%.1f MiB", float64(rss1)/(1<<20)))
+	r.figure("bytes_per_session", server+" memory per idle session", round(per, 0), fmt.Sprintf("%.0f bytes (%.1f KiB)", per, per/1024))
 }
 
 // goMemStats are figures of imxd's Go runtime, in bytes.

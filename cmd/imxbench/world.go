@@ -77,7 +77,7 @@ func (w *world) stopAll() {
 // imxdProc is one running imxd, or another server that a scenario
 // compares it with (kind).
 type imxdProc struct {
-	kind    string // "imxd" (the zero value too) or "prosody": in the CPU figures
+	kind    string // "imxd" (set by launch when empty), "prosody" or "ejabberd": in the CPU figures
 	domain  string
 	server  string // listen.server, ip:port
 	client  string
