@@ -310,10 +310,12 @@ listen:
     module: ejabberd_c2s
     starttls: false
     max_stanza_size: 262144
+    backlog: 1024
   - port: %[3]d
     ip: %[4]q
     module: ejabberd_s2s_in
     max_stanza_size: 524288
+    backlog: 1024
 s2s_use_starttls: false
 outgoing_s2s_families: [ipv4]
 auth_method: [internal]
@@ -336,6 +338,12 @@ modules:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
+	// backlog: ejabberd's default is 5 pending connections. With 64
+	// sessions opening at once, a connection left out of the accept queue
+	// waited for the kernel's retries, and once timed out after 30 s
+	// (idle -server ejabberd, under CI's load); imxd and Prosody listen
+	// with 4,096 and 128.
+	//
 	// The resolver: the world's DNS server alone, not /etc/resolv.conf's
 	// (traffic off the loopback), nor /etc/hosts.
 	a4 := dnsAP.Addr().As4()
